@@ -1,0 +1,29 @@
+// Package adapters holds what every protocol adapter shares: the Cache seam
+// through which adapters reach the router, and the HTTP front that hosts the
+// HTTP adapters on one listener.
+package adapters
+
+import (
+	"context"
+
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/store"
+)
+
+// Cache is what an adapter may ask of the node. The node's implementation
+// sends messages to the router actor; adapters never touch tiers directly.
+//
+// Errors: Get and Stat turn tier failures into misses (Found=false, nil error)
+// so a failing upstream never fails a build. Put returns tier.ErrFull at the
+// hard size limit and tier.ErrInvalid for rejected content.
+type Cache interface {
+	Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error)
+	Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error)
+	// Stage opens a staging file for an incoming body. expectHash may be ""
+	// and expectSize -1 when the protocol does not declare them.
+	Stage(expectHash string, expectSize int64) (*store.Staged, error)
+	// Put commits a sealed staging file under ref; the cache owns the file
+	// afterwards, whether Put succeeds or not.
+	Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error
+	Delete(ctx context.Context, ref messages.Ref) error
+}

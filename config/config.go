@@ -1,0 +1,274 @@
+// Package config is the node's configuration: the TOML file, FABRIK_CONFIG_*
+// environment overrides and --config-* flags, merged in that order of
+// increasing precedence. The structs below are the documentation: every field
+// says what it does for the operator.
+package config
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Role is what a node plays.
+type Role string
+
+const (
+	// RoleEdge runs next to the build: build-tool adapters, local store,
+	// reads and writes through to upstreams.
+	RoleEdge Role = "edge"
+	// RoleRegional sits behind a load balancer: Fabrik protocol only, local
+	// store, backed by its upstreams (S3, usually).
+	RoleRegional Role = "regional"
+)
+
+// Config is the whole configuration of one node.
+type Config struct {
+	// Cache is the local tier, always present and always first.
+	Cache CacheConfig `toml:"cache"`
+	// Upstream lists the tiers behind the local one, tried in array order on
+	// reads and written through on writes.
+	Upstream []UpstreamConfig `toml:"upstream"`
+	// Auth configures JWT validation of incoming requests and the token this
+	// node presents to its upstreams.
+	Auth AuthConfig `toml:"auth"`
+	// BuildTools configures the build-tool adapters of an edge.
+	BuildTools BuildToolsConfig `toml:"build_tools"`
+	// Fabrik configures the Fabrik protocol server (the regional role's API).
+	Fabrik FabrikConfig `toml:"fabrik"`
+	// Observability configures logs, health, metrics and the HTTP APIs.
+	Observability ObservabilityConfig `toml:"observability"`
+	// Runtime configures process-level limits.
+	Runtime RuntimeConfig `toml:"runtime"`
+	// P2P configures LAN peer discovery and sharing between edges.
+	P2P P2PConfig `toml:"p2p"`
+	// Daemon configures the per-project daemon started by `activate`.
+	Daemon DaemonConfig `toml:"daemon"`
+	// Events configures optional NATS publication of eviction and stats events.
+	Events EventsConfig `toml:"events"`
+
+	// Path is the file the config was read from ("" for defaults only).
+	Path string `toml:"-"`
+}
+
+// CacheConfig is the local tier.
+type CacheConfig struct {
+	// Dir holds the index (Badger) and the blob files. Relative paths resolve
+	// against the config file's directory. Default: $XDG_CACHE_HOME/fabrik.
+	Dir string `toml:"dir"`
+	// MaxSize bounds the bytes of stored blobs. Above it the node evicts down
+	// to a low-water mark (90%); writes that cannot fit are refused (507).
+	MaxSize ByteSize `toml:"max_size"`
+	// EvictionPolicy chooses what is evicted first: lru (least recently used),
+	// lfu (least frequently used) or ttl (oldest first).
+	EvictionPolicy string `toml:"eviction_policy"`
+	// DefaultTTL expires artifacts not accessed for this long (0 = never).
+	DefaultTTL Duration `toml:"default_ttl"`
+	// MaxArtifactSize refuses single uploads larger than this (413).
+	MaxArtifactSize ByteSize `toml:"max_artifact_size"`
+	// Fsync makes blob files durable before a write is acknowledged, so an
+	// acknowledged artifact also survives power loss, not only a crash.
+	Fsync bool `toml:"fsync"`
+}
+
+// UpstreamConfig is one tier behind the local one.
+type UpstreamConfig struct {
+	// URL chooses the tier by scheme: grpc://host:port or grpcs://host:port
+	// (a Fabrik regional node), s3://bucket/prefix/ (S3 or compatible).
+	URL string `toml:"url"`
+	// Timeout bounds one request to this upstream.
+	Timeout Duration `toml:"timeout"`
+	// ReadOnly: never written to.
+	ReadOnly bool `toml:"read_only"`
+	// Permanent: never deleted from by eviction or admin clear.
+	Permanent bool `toml:"permanent"`
+	// WriteThrough writes every new artifact to this upstream (default true).
+	WriteThrough *bool `toml:"write_through"`
+	// Workers is the number of concurrent uploads to this upstream.
+	Workers int `toml:"workers"`
+	// Region is the S3 region (S3 upstreams; AWS_REGION is the fallback).
+	Region string `toml:"region"`
+	// Endpoint is an S3-compatible endpoint URL (MinIO, R2...); empty for AWS.
+	Endpoint string `toml:"endpoint"`
+	// AccessKey and SecretKey are S3 credentials (fallback AWS_ACCESS_KEY_ID
+	// and AWS_SECRET_ACCESS_KEY, then the SDK's default chain).
+	AccessKey string `toml:"access_key"`
+	SecretKey string `toml:"secret_key"`
+	// PathStyle addresses buckets as endpoint/bucket (needed by most
+	// S3-compatible servers). Default: true when Endpoint is set.
+	PathStyle *bool `toml:"path_style"`
+}
+
+// IsWriteThrough reports the effective write_through (default true).
+func (u UpstreamConfig) IsWriteThrough() bool { return u.WriteThrough == nil || *u.WriteThrough }
+
+// AuthConfig configures JWT RS256 validation and the node's own token.
+type AuthConfig struct {
+	// PublicKeyFile is one PEM public key; it matches any kid.
+	PublicKeyFile string `toml:"public_key_file"`
+	// PublicKeysDir holds one PEM file per key, named <kid>.pem; files added,
+	// changed or removed are picked up without restart.
+	PublicKeysDir string `toml:"public_keys_dir"`
+	// JWKSURL is fetched every KeyRefreshInterval; the last good set stays in
+	// force when a refresh fails.
+	JWKSURL string `toml:"jwks_url"`
+	// KeyRefreshInterval is how often JWKS is refetched and key files rescanned.
+	KeyRefreshInterval Duration `toml:"key_refresh_interval"`
+	// Required turns checking on or off. Default: on when any key source is
+	// configured, off otherwise (logged loudly at start).
+	Required *bool `toml:"required"`
+	// Issuer and Audience, when set, must match the token's iss and aud.
+	Issuer   string `toml:"issuer"`
+	Audience string `toml:"audience"`
+	// Leeway tolerates clock skew on exp, nbf and iat.
+	Leeway Duration `toml:"leeway"`
+	// Token is this node's machine token, sent to its upstreams (env
+	// FABRIK_TOKEN is the fallback). TokenFile reads it from a file instead.
+	Token     string `toml:"token"`
+	TokenFile string `toml:"token_file"`
+}
+
+// BuildToolsConfig configures the edge's adapters.
+type BuildToolsConfig struct {
+	// Enabled lists the adapters to run: gradle, bazel, nx, turborepo,
+	// sccache, buildkit. Default: all that are implemented.
+	Enabled []string `toml:"enabled"`
+	// HTTPBind is the one HTTP listener shared by the HTTP adapters.
+	HTTPBind string `toml:"http_bind"`
+	// GRPCBind is the Bazel REAPI gRPC listener.
+	GRPCBind string `toml:"grpc_bind"`
+	// Per-tool settings.
+	Gradle    ToolConfig `toml:"gradle"`
+	Bazel     ToolConfig `toml:"bazel"`
+	Nx        ToolConfig `toml:"nx"`
+	Turborepo ToolConfig `toml:"turborepo"`
+	Sccache   ToolConfig `toml:"sccache"`
+	Buildkit  ToolConfig `toml:"buildkit"`
+}
+
+// ToolConfig gives one adapter its own listener instead of the shared one.
+type ToolConfig struct {
+	// Port (0 = the shared listener; for `fabrik-node bazel`, 0 = random).
+	Port int `toml:"port"`
+	// Bind is the address to listen on with Port (default 127.0.0.1).
+	Bind string `toml:"bind"`
+}
+
+// FabrikConfig is the Fabrik protocol server.
+type FabrikConfig struct {
+	// Enabled serves the Fabrik protocol (always on for the regional role).
+	Enabled bool `toml:"enabled"`
+	// Bind is the gRPC listen address (default 0.0.0.0:7070 for regional).
+	Bind string `toml:"bind"`
+}
+
+// ObservabilityConfig configures logs and the operations endpoints.
+type ObservabilityConfig struct {
+	// LogLevel: debug, info, warn, error.
+	LogLevel string `toml:"log_level"`
+	// LogFormat: json (servers) or text.
+	LogFormat string `toml:"log_format"`
+	// HealthBind serves GET /health (public). Default 127.0.0.1:8888 on an
+	// edge, 0.0.0.0:8888 on a regional node.
+	HealthBind string `toml:"health_bind"`
+	// HealthEnabled turns the health listener on (default true).
+	HealthEnabled *bool `toml:"health_enabled"`
+	// APIBind serves /metrics and /api/v1 (JWT-protected). MetricsBind is the
+	// spec's older name for the same listener.
+	APIBind     string `toml:"api_bind"`
+	MetricsBind string `toml:"metrics_bind"`
+	// MetricsEnabled serves /metrics (default true).
+	MetricsEnabled *bool `toml:"metrics_enabled"`
+	// CacheQueryAPIEnabled serves /api/v1/artifacts and /api/v1/stats (default true).
+	CacheQueryAPIEnabled *bool `toml:"cache_query_api_enabled"`
+	// AdminAPIEnabled serves /api/v1/admin (default false).
+	AdminAPIEnabled bool `toml:"admin_api_enabled"`
+	// APIAuthRequired demands a valid token on the API port. Default: true
+	// whenever auth keys are configured.
+	APIAuthRequired *bool `toml:"api_auth_required"`
+}
+
+// RuntimeConfig configures process limits.
+type RuntimeConfig struct {
+	// GracefulShutdownTimeout bounds the drain of in-flight requests.
+	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
+	// MaxConcurrentRequests bounds in-flight requests per listener (0 = no limit).
+	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
+}
+
+// P2PConfig configures LAN peer sharing between edges.
+type P2PConfig struct {
+	// Enabled turns discovery and serving on.
+	Enabled bool `toml:"enabled"`
+	// Bind is the peer-serving listen address (default 0.0.0.0:7071).
+	Bind string `toml:"bind"`
+	// Secret is the shared HMAC key; peers without it are ignored.
+	Secret string `toml:"secret"`
+	// ConsentMode: notify-once, always-ask or always-allow.
+	ConsentMode string `toml:"consent_mode"`
+	// Peers are static peer addresses, used besides mDNS discovery.
+	Peers []string `toml:"peers"`
+}
+
+// DaemonConfig configures the per-project daemon.
+type DaemonConfig struct {
+	// StateDir holds daemons' ports.json and pid files (default ~/.fabrik/daemons).
+	StateDir string `toml:"state_dir"`
+	// Socket is an optional unix socket path.
+	Socket string `toml:"socket"`
+}
+
+// EventsConfig configures NATS events.
+type EventsConfig struct {
+	// NATSURL: "" (off), "embedded" (in-process server) or nats://host:port.
+	NATSURL string `toml:"nats_url"`
+	// NodeName appears in subjects fabrik.<node>.evict (default: hostname).
+	NodeName string `toml:"node_name"`
+}
+
+// Default returns the embedded defaults for a role: everything needed to run
+// with no config file at all.
+func Default(role Role) Config {
+	c := Config{
+		Cache: CacheConfig{
+			Dir:             defaultCacheDir(),
+			MaxSize:         5 * 1000 * 1000 * 1000,
+			EvictionPolicy:  "lfu",
+			DefaultTTL:      Duration(7 * 24 * 3600 * 1e9),
+			MaxArtifactSize: 1000 * 1000 * 1000,
+			Fsync:           true,
+		},
+		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * 60 * 1e9), Leeway: Duration(30 * 1e9)},
+		BuildTools: BuildToolsConfig{
+			Enabled:  []string{"gradle", "bazel", "nx", "turborepo"},
+			HTTPBind: "127.0.0.1:5071",
+			GRPCBind: "127.0.0.1:9092",
+		},
+		Fabrik: FabrikConfig{Bind: "127.0.0.1:7070"},
+		Observability: ObservabilityConfig{
+			LogLevel:   "info",
+			LogFormat:  "json",
+			HealthBind: "127.0.0.1:8888",
+			APIBind:    "127.0.0.1:9091",
+		},
+		Runtime: RuntimeConfig{GracefulShutdownTimeout: Duration(30 * 1e9)},
+		P2P:     P2PConfig{Bind: "0.0.0.0:7071", ConsentMode: "notify-once"},
+	}
+	if role == RoleRegional {
+		c.BuildTools.Enabled = nil
+		c.Fabrik.Enabled = true
+		c.Fabrik.Bind = "0.0.0.0:7070"
+		c.Observability.HealthBind = "0.0.0.0:8888"
+		c.Observability.APIBind = "0.0.0.0:9091"
+	}
+	return c
+}
+
+func defaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "fabrik")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "fabrik")
+	}
+	return filepath.Join(os.TempDir(), "fabrik-cache")
+}

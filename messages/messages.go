@@ -1,0 +1,120 @@
+// Package messages is the vocabulary the actors of a node speak: plain structs
+// with no behaviour. Requests name an artifact by Ref; results carry metadata
+// and, for reads, a handle to the bytes. Bytes never travel inside a message:
+// a large artifact in a mailbox would be copied and held in memory.
+package messages
+
+import (
+	"io"
+	"time"
+)
+
+// CAS is the namespace of content-addressed blobs: the key is the SHA-256 of
+// the content itself, so no key index entry is needed (Bazel CAS, Fabrik hashes).
+const CAS = "cas"
+
+// Ref names an artifact. Build tools address artifacts by keys that are not
+// content hashes (Gradle cache keys, Nx and Turborepo task hashes, Bazel action
+// digests); those live in a namespace and resolve through the key index to a
+// blob. In the CAS namespace the key is the blob's own hash.
+type Ref struct {
+	// Namespace separates tools and tenants: "gradle", "nx", "turbo/<team>",
+	// "bazel-ac/<instance>", or CAS.
+	Namespace string
+	// Key is the tool's key within the namespace (lower-case hex for CAS).
+	Key string
+}
+
+// IsCAS reports whether the ref addresses a blob by its content hash.
+func (r Ref) IsCAS() bool { return r.Namespace == CAS }
+
+// String renders "namespace/key", the form used in logs and storage keys.
+func (r Ref) String() string { return r.Namespace + "/" + r.Key }
+
+// Meta describes an artifact: the blob it resolves to and what the cache
+// knows about it.
+type Meta struct {
+	// Hash is the lower-case hex SHA-256 of the content.
+	Hash string
+	// Size is the content length in bytes.
+	Size int64
+	// BuildSystem labels the artifact for stats ("gradle", "bazel", ...).
+	BuildSystem string
+	// Attrs are tool-specific values stored with the key and returned on
+	// reads (Turborepo's x-artifact-duration and x-artifact-tag, for example).
+	Attrs map[string]string
+	// CreatedAt, LastAccess and AccessCount are kept by the local tier.
+	CreatedAt   time.Time
+	LastAccess  time.Time
+	AccessCount uint64
+}
+
+// Get asks for an artifact. Reply: *GetResult.
+type Get struct {
+	Ref Ref
+}
+
+// GetResult answers Get. When Found, Body must be closed by the receiver.
+type GetResult struct {
+	Found bool
+	Meta  Meta
+	Body  io.ReadCloser
+	// Tier names the tier that served the hit ("local", an upstream's name).
+	Tier string
+}
+
+// Stat asks whether an artifact exists without opening it. Reply: *StatResult.
+type Stat struct {
+	Ref Ref
+	// LocalOnly limits the check to the local tier (cheap existence checks
+	// such as Bazel's FindMissingBlobs on a hot path may want this).
+	LocalOnly bool
+}
+
+// StatResult answers Stat.
+type StatResult struct {
+	Found bool
+	Meta  Meta
+	Tier  string
+}
+
+// Put stores an artifact whose bytes were already staged (hashed and written
+// to a file) by the adapter that received them. Reply: *PutResult.
+type Put struct {
+	Ref  Ref
+	Meta Meta
+	// Blob is the sealed staging file; the local tier takes ownership of it.
+	Blob StagedBlob
+}
+
+// StagedBlob is a verified file waiting to be committed into the store.
+// The store's Staged type implements it; the interface keeps this package free
+// of storage code.
+type StagedBlob interface {
+	// Path is the staging file's location.
+	Path() string
+	// Hash and Size are the verified digest of the staged content.
+	Hash() string
+	Size() int64
+	// Discard removes the staging file if nobody committed it.
+	Discard()
+}
+
+// PutResult answers Put. Err is nil once the artifact is durable in the local
+// tier; write-through to upstreams happens after the reply.
+type PutResult struct {
+	Err error
+}
+
+// Delete removes an artifact from the local tier (and, when Upstreams is set,
+// from every upstream that is not permanent). Reply: *DeleteResult.
+type Delete struct {
+	Ref       Ref
+	Upstreams bool
+}
+
+// DeleteResult answers Delete.
+type DeleteResult struct {
+	Found bool
+	Err   error
+}

@@ -1,0 +1,43 @@
+// Package tier is the contract between the router and every storage tier:
+// the local store, an upstream Fabrik node, S3, a P2P peer. A tier actor hosts
+// one Tier and answers the router's messages with it.
+package tier
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/tuist/fabrik-node/messages"
+)
+
+// ErrNotFound is a miss. Every tier returns it (possibly wrapped) when it does
+// not hold the artifact; any other error is a tier failure, which the router
+// also treats as a miss for the client but counts and logs.
+var ErrNotFound = errors.New("artifact not found")
+
+// ErrFull means the tier refuses writes because it is at its hard size limit.
+// Adapters turn it into HTTP 507 / gRPC RESOURCE_EXHAUSTED.
+var ErrFull = errors.New("cache is full")
+
+// ErrInvalid wraps rejected input: a wrong hash, a truncated body, a bad key.
+var ErrInvalid = errors.New("invalid artifact")
+
+// Tier is one storage layer. Implementations must be safe for concurrent use:
+// remote tiers run many requests at once under their actor's concurrency limit.
+type Tier interface {
+	// Name identifies the tier in logs and metrics ("local", "upstream-0").
+	Name() string
+	// Get opens an artifact. The caller closes the reader. A remote tier may
+	// fail mid-stream; the reader then returns an error and the router's
+	// verification discards what was written back.
+	Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.ReadCloser, error)
+	// Stat reports an artifact's metadata without reading it.
+	Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error)
+	// Put stores exactly meta.Size bytes whose SHA-256 is meta.Hash under ref.
+	// A tier that cannot store (a proxy that is down) returns an error; the
+	// upload pool retries it, the client never sees it.
+	Put(ctx context.Context, ref messages.Ref, meta messages.Meta, body io.Reader) error
+	// Delete removes ref. Deleting a missing artifact is not an error.
+	Delete(ctx context.Context, ref messages.Ref) error
+}

@@ -5,6 +5,7 @@ package adapters
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
@@ -26,4 +27,26 @@ type Cache interface {
 	// afterwards, whether Put succeeds or not.
 	Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error
 	Delete(ctx context.Context, ref messages.Ref) error
+}
+
+// Access is what a request wants to do, mapped to a JWT scope by the auth
+// layer: cache:read, cache:write, admin.
+type Access int
+
+const (
+	Read Access = iota
+	Write
+	Admin
+)
+
+// Guard wraps an HTTP handler with authentication and authorization for the
+// given access. A nil Guard means open access (auth disabled).
+type Guard func(access Access, h http.Handler) http.Handler
+
+// Wrap applies g, or returns h unchanged when g is nil.
+func (g Guard) Wrap(access Access, h http.Handler) http.Handler {
+	if g == nil {
+		return h
+	}
+	return g(access, h)
 }

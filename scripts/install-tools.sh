@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Installs the real build tools the end-to-end tests drive, so that a fresh
+# machine (CI) has everything the tests need and nothing is silently skipped.
+# Idempotent and fast when everything is already there (a few seconds).
+#
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|all]...  (default: all)
+#
+# Environment:
+#   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
+#                     Nx and Turborepo are installed into $FABRIK_TOOLS_DIR/npm
+#                     from the pinned scripts/node-tools/package.json (+ lockfile);
+#                     the apt install log goes to $FABRIK_TOOLS_DIR/install.log.
+#   FABRIK_TOOLS_BIN  where scripts/install-minio.sh puts the minio binary
+#                     (default $HOME/.cache/fabrik-node/bin).
+#   MINIO_VERSION     passed through to scripts/install-minio.sh.
+#
+# Tools and where they end up:
+#   gradle      apt package gradle (4.4.1 on Debian 12)            /usr/bin/gradle
+#   bazel       apt package bazel-bootstrap (4.2.3)                 /usr/bin/bazel
+#   nats        apt package nats-server                             /usr/sbin/nats-server
+#   node        npm: nx + turbo, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
+#   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TOOLS_DIR="${FABRIK_TOOLS_DIR:-$HOME/.cache/fabrik-node}"
+NPM_DIR="$TOOLS_DIR/npm"
+LOG="$TOOLS_DIR/install.log"
+mkdir -p "$TOOLS_DIR"
+
+say() { echo "[fabrik] $*"; }
+die() { echo "[fabrik] ERROR: $*" >&2; exit 1; }
+
+# A root shell in CI has no sudo; a developer's non-root shell needs it.
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+APT_UPDATED=0
+apt_update_once() {
+  [ "$APT_UPDATED" = 1 ] && return 0
+  say "apt-get update (log: $LOG)"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOG" 2>&1 || die "apt-get update failed, see $LOG"
+  APT_UPDATED=1
+}
+
+pkg_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+# apt_install PACKAGE BINARY: installs PACKAGE unless it is already installed
+# and BINARY is on PATH. A fresh machine may have empty or stale package lists,
+# so a failed install is retried once after apt-get update; a machine whose
+# lists are fine never pays for the update.
+apt_install() {
+  local pkg="$1" bin="$2"
+  if pkg_installed "$pkg" && command -v "$bin" >/dev/null 2>&1; then
+    say "$pkg already installed: $(command -v "$bin")"
+    return 0
+  fi
+  say "installing $pkg with apt (log: $LOG)"
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >>"$LOG" 2>&1; then
+    apt_update_once
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg" >>"$LOG" 2>&1 ||
+      { tail -n 30 "$LOG" >&2; die "apt-get install $pkg failed, see $LOG"; }
+  fi
+  command -v "$bin" >/dev/null 2>&1 || die "$pkg installed but $bin is not on PATH ($PATH)"
+  say "$pkg installed: $(command -v "$bin")"
+}
+
+install_gradle() {
+  apt_install gradle gradle
+  # Gradle 4.4.1 needs Debian's JDK 17, not another JDK that may be first on
+  # PATH; the e2e harness points JAVA_HOME here.
+  [ -d /usr/lib/jvm/default-java ] && say "gradle JAVA_HOME: /usr/lib/jvm/default-java"
+}
+
+install_bazel() {
+  apt_install bazel-bootstrap bazel
+}
+
+install_nats() {
+  # Debian installs it in /usr/sbin, which a non-root PATH may lack.
+  PATH="$PATH:/usr/sbin" apt_install nats-server nats-server
+}
+
+install_node() {
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20+ first"
+  local src="$SCRIPT_DIR/node-tools"
+  mkdir -p "$NPM_DIR"
+  # Installed already when the cache holds exactly our pinned manifest and
+  # lockfile and both binaries exist.
+  if cmp -s "$src/package.json" "$NPM_DIR/package.json" &&
+    cmp -s "$src/package-lock.json" "$NPM_DIR/package-lock.json.pinned" &&
+    [ -x "$NPM_DIR/node_modules/.bin/nx" ] && [ -x "$NPM_DIR/node_modules/.bin/turbo" ]; then
+    say "nx and turbo already installed in $NPM_DIR"
+  else
+    say "installing nx and turbo into $NPM_DIR (npm install, log: $LOG)"
+    cp "$src/package.json" "$NPM_DIR/package.json"
+    cp "$src/package-lock.json" "$NPM_DIR/package-lock.json"
+    # npm install, not npm ci: npm 11 leaves other platforms' optional
+    # binaries (@nx/nx-darwin-*, @turbo/windows-*) out of the lockfile and then
+    # its own `npm ci` refuses that lockfile as out of sync. npm install still
+    # takes every version from the lockfile.
+    (cd "$NPM_DIR" && npm install --no-audit --no-fund >>"$LOG" 2>&1) ||
+      { tail -n 30 "$LOG" >&2; die "npm install in $NPM_DIR failed, see $LOG"; }
+    # npm install may rewrite the lockfile; keep our pinned copy to compare against.
+    cp "$src/package-lock.json" "$NPM_DIR/package-lock.json.pinned"
+  fi
+  say "nx: $NPM_DIR/node_modules/.bin/nx ($(cd "$NPM_DIR" && node -p 'require("nx/package.json").version'))"
+  say "turbo: $NPM_DIR/node_modules/.bin/turbo ($("$NPM_DIR/node_modules/.bin/turbo" --version 2>/dev/null))"
+}
+
+install_minio() {
+  bash "$SCRIPT_DIR/install-minio.sh"
+}
+
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(all)
+for t in "${targets[@]}"; do
+  case "$t" in
+  gradle) install_gradle ;;
+  bazel) install_bazel ;;
+  node | nx | turbo) install_node ;;
+  nats) install_nats ;;
+  minio) install_minio ;;
+  all)
+    install_gradle
+    install_bazel
+    install_nats
+    install_node
+    install_minio
+    ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio or all)" ;;
+  esac
+done
+say "tools ready: ${targets[*]}"

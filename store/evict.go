@@ -1,0 +1,230 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+)
+
+// EvictTo evicts blobs in the order of policy ("" = the policy in force)
+// until at most targetBytes are stored.
+func (s *Store) EvictTo(targetBytes int64, policy string) (evicted int, freed int64, err error) {
+	if policy == "" {
+		policy = s.Policy()
+	} else if err := validPolicy(policy); err != nil {
+		return 0, 0, err
+	}
+	s.wmu.Lock()
+	n, freed, events, err := s.evictLocked(max(targetBytes, 0), policy, "manual")
+	s.wmu.Unlock()
+	s.emit(events)
+	return n, freed, err
+}
+
+// ExpireTTL removes blobs not accessed since now minus Options.DefaultTTL.
+func (s *Store) ExpireTTL(now time.Time) (int, error) {
+	if s.opts.DefaultTTL <= 0 {
+		return 0, nil
+	}
+	cutoff := now.Add(-s.opts.DefaultTTL).UnixNano()
+	s.wmu.Lock()
+	s.mu.Lock()
+	var expired []hashKey
+	for h, e := range s.idx.blobs {
+		if e.lastAccess < cutoff {
+			expired = append(expired, h)
+		}
+	}
+	s.mu.Unlock()
+	n, _, events, err := s.removeBlobs(expired, "ttl")
+	s.wmu.Unlock()
+	s.emit(events)
+	if err != nil {
+		return n, fmt.Errorf("store: expire: %w", err)
+	}
+	return n, nil
+}
+
+// evictLocked evicts until usage is at most target. The caller holds wmu.
+func (s *Store) evictLocked(target int64, policy, reason string) (int, int64, []EvictEvent, error) {
+	s.mu.Lock()
+	victims := s.idx.victims(policy, s.idx.used-target)
+	s.mu.Unlock()
+	hashes := make([]hashKey, len(victims))
+	for i, v := range victims {
+		hashes[i] = v.hash
+	}
+	return s.removeBlobs(hashes, reason)
+}
+
+// removeBlobs deletes blobs: from memory, then their files (disk is freed
+// at once), then their b/ entries, reverse refs and the keys those name.
+// reason "" removes silently (Delete); otherwise OnEvict hears of each.
+// The caller holds wmu.
+func (s *Store) removeBlobs(hashes []hashKey, reason string) (int, int64, []EvictEvent, error) {
+	var (
+		events  []EvictEvent
+		gone    []hashKey
+		freed   int64
+		removed int
+	)
+	for _, h := range hashes {
+		s.mu.Lock()
+		e, ok := s.idx.remove(h)
+		s.mu.Unlock()
+		if !ok {
+			// Not in memory: may still have index leftovers (a dangling key).
+			gone = append(gone, h)
+			continue
+		}
+		if err := os.Remove(s.blobPath(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("remove blob file", "hash", h.String(), "err", err)
+		}
+		gone = append(gone, h)
+		removed++
+		freed += e.size
+		if reason != "" {
+			events = append(events, EvictEvent{Hash: h.String(), Size: e.size, Reason: reason})
+		}
+	}
+	err := s.batchUpdate(gone, func(txn *badger.Txn, h hashKey) error {
+		return deleteBlobIndex(txn, h)
+	})
+	return removed, freed, events, err
+}
+
+// deleteBlobIndex deletes b/<h>, its reverse refs, and each key still
+// resolving to h (a key rewritten to other content keeps its new value).
+func deleteBlobIndex(txn *badger.Txn, h hashKey) error {
+	var refs [][]byte
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: refPrefix(h)})
+	for it.Rewind(); it.Valid(); it.Next() {
+		refs = append(refs, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	plen := len(refPrefix(h))
+	for _, r := range refs {
+		name := r[plen:]
+		kv, err := getKeyValue(txn, name)
+		if err == nil && kv.hash == h {
+			if err := txn.Delete(keyIndexKey(name)); err != nil {
+				return err
+			}
+		} else if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Delete(r); err != nil {
+			return err
+		}
+	}
+	return txn.Delete(blobIndexKey(h))
+}
+
+// batchUpdate applies fn to each hash, packing as many as fit into each
+// Badger transaction: with SyncWrites every commit is an fsync, so evicting
+// a thousand blobs one transaction each would take seconds.
+func (s *Store) batchUpdate(hashes []hashKey, fn func(*badger.Txn, hashKey) error) error {
+	if len(hashes) == 0 {
+		return nil
+	}
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, h := range hashes {
+		err := fn(txn, h)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			// What fn managed to stage is idempotent; commit it and redo h.
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("commit index batch: %w", err)
+			}
+			txn = s.db.NewTransaction(true)
+			err = fn(txn, h)
+		}
+		if err != nil {
+			return fmt.Errorf("index update for %s: %w", h, err)
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit index batch: %w", err)
+	}
+	return nil
+}
+
+// flusher persists access statistics in the background until Close.
+func (s *Store) flusher() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.AccessFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+		s.flushAccess()
+	}
+}
+
+// flushAccess writes pending access statistics to the b/ entries. It takes
+// wmu so that it never resurrects an entry that eviction just deleted.
+func (s *Store) flushAccess() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	if s.idx.dirty == 0 {
+		s.mu.Unlock()
+		return
+	}
+	pending := make(map[hashKey]memEntry, s.idx.dirty)
+	for h, e := range s.idx.blobs {
+		if e.dirty {
+			e.dirty = false
+			s.idx.blobs[h] = e
+			pending[h] = e
+		}
+	}
+	s.idx.dirty = 0
+	s.mu.Unlock()
+	hashes := make([]hashKey, 0, len(pending))
+	for h := range pending {
+		hashes = append(hashes, h)
+	}
+	err := s.batchUpdate(hashes, func(txn *badger.Txn, h hashKey) error {
+		item, err := txn.Get(blobIndexKey(h))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		var bv blobValue
+		if err := item.Value(func(v []byte) error {
+			bv, err = decodeBlobValue(v)
+			return err
+		}); err != nil {
+			return err
+		}
+		e := pending[h]
+		bv.lastAccess, bv.accessCount = e.lastAccess, e.accessCount
+		return txn.Set(blobIndexKey(h), bv.encode())
+	})
+	if err != nil {
+		s.log.Warn("persist access statistics", "entries", len(hashes), "err", err)
+	}
+}
+
+// noteAccess asks the flusher to run early when many updates are pending.
+func (s *Store) noteAccess(pending int) {
+	if pending < flushThreshold {
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func unixTime(ns int64) time.Time { return time.Unix(0, ns) }

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tier"
+)
+
+// Open returns an artifact's metadata and its content. The reader is the
+// blob's *os.File (type-assert it for sendfile or http.ServeContent); the
+// caller closes it. Eviction may unlink the file meanwhile: an open file
+// stays readable. A miss, or an entry whose file is gone or has the wrong
+// size, is tier.ErrNotFound (the broken entry is dropped).
+func (s *Store) Open(ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
+	h, e, kv, err := s.lookup(ref)
+	if err != nil {
+		return messages.Meta{}, nil, err
+	}
+	f, err := os.Open(s.blobPath(h))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			s.dropBroken(h)
+			return messages.Meta{}, nil, fmt.Errorf("store: %s: blob file missing: %w", ref, tier.ErrNotFound)
+		}
+		return messages.Meta{}, nil, fmt.Errorf("store: open %s: %w", ref, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return messages.Meta{}, nil, fmt.Errorf("store: stat %s: %w", ref, err)
+	}
+	if fi.Size() != e.size {
+		f.Close()
+		s.dropBroken(h)
+		return messages.Meta{}, nil, fmt.Errorf("store: %s: blob is %d bytes, index says %d: %w", ref, fi.Size(), e.size, tier.ErrNotFound)
+	}
+	return s.metaFor(h, e, kv), f, nil
+}
+
+// Stat reports an artifact's metadata without opening it. It counts as an
+// access: a build that only checks existence (Bazel without the bytes) still
+// depends on the blob, so LRU/LFU must not treat it as unused.
+func (s *Store) Stat(ref messages.Ref) (messages.Meta, error) {
+	h, e, kv, err := s.lookup(ref)
+	if err != nil {
+		return messages.Meta{}, err
+	}
+	fi, err := os.Stat(s.blobPath(h))
+	if err != nil || fi.Size() != e.size {
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			s.dropBroken(h)
+			return messages.Meta{}, fmt.Errorf("store: %s: blob file missing or truncated: %w", ref, tier.ErrNotFound)
+		}
+		return messages.Meta{}, fmt.Errorf("store: stat %s: %w", ref, err)
+	}
+	return s.metaFor(h, e, kv), nil
+}
+
+// BlobMeta reports a blob's metadata by hash, without counting an access.
+func (s *Store) BlobMeta(hash string) (messages.Meta, error) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return messages.Meta{}, fmt.Errorf("store: %w", err)
+	}
+	s.mu.Lock()
+	e, ok := s.idx.blobs[h]
+	s.mu.Unlock()
+	if !ok {
+		return messages.Meta{}, fmt.Errorf("store: blob %s: %w", hash, tier.ErrNotFound)
+	}
+	return s.metaFor(h, e, nil), nil
+}
+
+// blobsPage bounds how many entries Blobs holds at once and how long it
+// keeps a read transaction open.
+const blobsPage = 256
+
+// Blobs calls fn with the metadata of every blob, in hash order, until fn
+// returns false. It reads the index a page at a time and calls fn outside
+// any transaction or lock, so fn may call back into the store. Blobs
+// committed or evicted meanwhile may or may not be seen.
+func (s *Store) Blobs(fn func(messages.Meta) bool) error {
+	seek := []byte(prefixBlob)
+	for {
+		var page []messages.Meta
+		err := s.db.View(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixBlob)})
+			defer it.Close()
+			for it.Seek(seek); it.Valid() && len(page) < blobsPage; it.Next() {
+				item := it.Item()
+				key := item.Key()
+				seek = append(item.KeyCopy(seek[:0]), 0) // resume just after this key
+				h, err := parseHash(string(key[len(prefixBlob):]))
+				if err != nil {
+					continue
+				}
+				var bv blobValue
+				if err := item.Value(func(v []byte) error {
+					bv, err = decodeBlobValue(v)
+					return err
+				}); err != nil {
+					continue
+				}
+				s.mu.Lock()
+				e, ok := s.idx.blobs[h]
+				s.mu.Unlock()
+				if !ok {
+					continue // being removed, or a leftover Open will drop
+				}
+				page = append(page, messages.Meta{Hash: h.String(), Size: e.size, BuildSystem: bv.buildSystem,
+					CreatedAt: unixTime(e.created), LastAccess: unixTime(e.lastAccess), AccessCount: e.accessCount})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: list blobs: %w", err)
+		}
+		for _, m := range page {
+			if !fn(m) {
+				return nil
+			}
+		}
+		if len(page) < blobsPage {
+			return nil
+		}
+	}
+}
+
+// lookup resolves ref to a blob present in the eviction index and counts the
+// access. kv is nil for CAS refs.
+func (s *Store) lookup(ref messages.Ref) (hashKey, memEntry, *keyValue, error) {
+	var (
+		h   hashKey
+		kv  *keyValue
+		err error
+	)
+	if ref.IsCAS() {
+		if h, err = parseHash(ref.Key); err != nil {
+			return h, memEntry{}, nil, fmt.Errorf("store: %w", err)
+		}
+	} else {
+		name, err := refName(ref)
+		if err != nil {
+			return h, memEntry{}, nil, fmt.Errorf("store: %w", err)
+		}
+		var v keyValue
+		err = s.db.View(func(txn *badger.Txn) error {
+			v, err = getKeyValue(txn, name)
+			return err
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return h, memEntry{}, nil, fmt.Errorf("store: %s: %w", ref, tier.ErrNotFound)
+		} else if err != nil {
+			return h, memEntry{}, nil, fmt.Errorf("store: resolve %s: %w", ref, err)
+		}
+		h, kv = v.hash, &v
+	}
+	s.mu.Lock()
+	e, ok := s.idx.touch(h, s.now().UnixNano())
+	pending := s.idx.dirty
+	s.mu.Unlock()
+	if !ok {
+		if kv != nil {
+			// The key outlived its blob (a crash between eviction's file
+			// removal and its index update): drop it now.
+			s.dropBroken(h)
+		}
+		return h, e, nil, fmt.Errorf("store: %s: %w", ref, tier.ErrNotFound)
+	}
+	s.noteAccess(pending)
+	return h, e, kv, nil
+}
+
+// dropBroken removes blob h after a reader found its file missing or of the
+// wrong size, or found a key pointing at it with no blob entry. It checks
+// again under wmu: between the reader's look and now, the blob may have been
+// evicted and committed afresh, and a healthy blob must stay.
+func (s *Store) dropBroken(h hashKey) {
+	s.wmu.Lock()
+	s.mu.Lock()
+	e, ok := s.idx.blobs[h]
+	s.mu.Unlock()
+	reason := "missing"
+	if ok {
+		fi, err := os.Stat(s.blobPath(h))
+		if err == nil && fi.Size() == e.size {
+			s.wmu.Unlock()
+			return
+		}
+		if err == nil {
+			reason = "corrupt"
+		}
+	}
+	_, _, events, err := s.removeBlobs([]hashKey{h}, reason)
+	s.wmu.Unlock()
+	if err != nil {
+		s.log.Warn("drop broken blob", "hash", h.String(), "err", err)
+	}
+	s.emit(events)
+}
+
+func (s *Store) metaFor(h hashKey, e memEntry, kv *keyValue) messages.Meta {
+	m := messages.Meta{Hash: h.String(), Size: e.size, CreatedAt: unixTime(e.created),
+		LastAccess: unixTime(e.lastAccess), AccessCount: e.accessCount}
+	if kv != nil {
+		m.BuildSystem, m.Attrs, m.CreatedAt = kv.buildSystem, kv.attrs, unixTime(kv.created)
+		return m
+	}
+	_ = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(blobIndexKey(h))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			bv, err := decodeBlobValue(v)
+			m.BuildSystem = bv.buildSystem
+			return err
+		})
+	})
+	return m
+}

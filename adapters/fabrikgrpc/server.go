@@ -1,0 +1,111 @@
+// Package fabrikgrpc serves the Fabrik protocol (proto/fabrik/v1) over the
+// node's adapters.Cache: it is how a regional node answers its edges. It knows
+// no build tool; it moves bytes between gRPC streams and the cache, verifying
+// every Put before anything is stored.
+package fabrikgrpc
+
+import (
+	"context"
+	"log/slog"
+
+	"google.golang.org/grpc"
+
+	"github.com/tuist/fabrik-node/adapters"
+	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
+)
+
+// StatsProvider is implemented by a Cache that can count what it holds.
+// GetStats answers zeros for a Cache that does not implement it, so a node
+// without stats still serves the rest of the protocol.
+type StatsProvider interface {
+	// CacheStats reports the artifacts and content bytes held locally.
+	CacheStats(ctx context.Context) (objects, bytes int64, err error)
+}
+
+// Options tunes the service.
+type Options struct {
+	// Logger receives failures the client cannot explain to anyone (storage
+	// errors); nil means slog.Default().
+	Logger *slog.Logger
+	// MaxArtifactSize refuses Puts declaring more bytes (0 = no limit), before
+	// any byte is staged.
+	MaxArtifactSize int64
+	// Stats overrides the StatsProvider found on the cache.
+	Stats StatsProvider
+}
+
+// Register adds the FabrikCache service to s. Authentication is not this
+// package's job: the caller builds s with the auth package's interceptors
+// (grpc.ChainUnaryInterceptor / ChainStreamInterceptor) and any other
+// grpc.ServerOption it needs.
+func Register(s *grpc.Server, cache adapters.Cache, opts Options) {
+	fabrikv1.RegisterFabrikCacheServer(s, newService(cache, opts))
+}
+
+// NewServer builds a grpc.Server serving only the Fabrik protocol, with the
+// caller's options (interceptors, credentials, limits) applied.
+func NewServer(cache adapters.Cache, opts Options, serverOpts ...grpc.ServerOption) *grpc.Server {
+	s := grpc.NewServer(serverOpts...)
+	Register(s, cache, opts)
+	return s
+}
+
+// service implements fabrikv1.FabrikCacheServer. It holds no per-request
+// state: every RPC is independent, so any number of edges can share it.
+type service struct {
+	fabrikv1.UnimplementedFabrikCacheServer
+	cache adapters.Cache
+	stats StatsProvider
+	log   *slog.Logger
+	opts  Options
+}
+
+func newService(cache adapters.Cache, opts Options) *service {
+	s := &service{cache: cache, stats: opts.Stats, log: opts.Logger, opts: opts}
+	if s.stats == nil {
+		s.stats, _ = cache.(StatsProvider)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s
+}
+
+func (s *service) Exists(ctx context.Context, req *fabrikv1.ExistsRequest) (*fabrikv1.ExistsResponse, error) {
+	ref, err := refFromProto(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.cache.Stat(ctx, ref)
+	if err != nil {
+		return nil, s.status(ctx, "exists", ref.String(), err)
+	}
+	if !res.Found {
+		return &fabrikv1.ExistsResponse{}, nil
+	}
+	return &fabrikv1.ExistsResponse{Found: true, Meta: metaToProto(res.Meta)}, nil
+}
+
+func (s *service) Delete(ctx context.Context, req *fabrikv1.DeleteRequest) (*fabrikv1.DeleteResponse, error) {
+	ref, err := refFromProto(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cache.Delete(ctx, ref); err != nil {
+		return nil, s.status(ctx, "delete", ref.String(), err)
+	}
+	return &fabrikv1.DeleteResponse{}, nil
+}
+
+func (s *service) GetStats(ctx context.Context, _ *fabrikv1.GetStatsRequest) (*fabrikv1.GetStatsResponse, error) {
+	if s.stats == nil {
+		return &fabrikv1.GetStatsResponse{}, nil
+	}
+	objects, bytes, err := s.stats.CacheStats(ctx)
+	if err != nil {
+		return nil, s.status(ctx, "stats", "", err)
+	}
+	return &fabrikv1.GetStatsResponse{TotalObjects: objects, TotalBytes: bytes}, nil
+}
+
+var _ fabrikv1.FabrikCacheServer = (*service)(nil)

@@ -1,0 +1,242 @@
+package fabrik
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/tuist/fabrik-node/messages"
+	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
+	"github.com/tuist/fabrik-node/tier"
+)
+
+// errStalled is the cancel cause when a stream waited longer than Timeout.
+var errStalled = errors.New("stream stalled")
+
+// chunkPool recycles Put's read buffers (the message is marshalled inside
+// Send, so the buffer is free again when Send returns).
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, fabrikv1.ChunkSize); return &b }}
+
+// watchdog cancels a stream's context when one wait on the regional lasts
+// longer than the timeout. It is armed only while this side waits, so a
+// caller that is slow to consume a Get never trips it.
+type watchdog struct {
+	timer   *time.Timer
+	timeout time.Duration
+}
+
+// newStream derives the stream's context; the watchdog starts armed, covering
+// the wait for the connection and the first response.
+func (t *Tier) newStream(ctx context.Context) (context.Context, context.CancelCauseFunc, *watchdog) {
+	sctx, cancel := context.WithCancelCause(ctx)
+	w := &watchdog{timeout: t.timeout}
+	w.timer = time.AfterFunc(t.timeout, func() { cancel(errStalled) })
+	return sctx, cancel, w
+}
+
+func (w *watchdog) arm()    { w.timer.Reset(w.timeout) }
+func (w *watchdog) disarm() { w.timer.Stop() }
+
+// streamErr is wrap for stream failures: a stall is reported as
+// ErrUnavailable with the timeout, not as the cancellation it caused.
+func (t *Tier) streamErr(ctx context.Context, op string, ref messages.Ref, err error) error {
+	if errors.Is(context.Cause(ctx), errStalled) {
+		return fmt.Errorf("fabrik tier %s: %s %s: %w: no progress for %s: %w", t.name, op, ref, ErrUnavailable, t.timeout, err)
+	}
+	return t.wrap(op, ref, err)
+}
+
+// Get opens ref on the regional. The returned body pulls chunks from the
+// stream as it is read, so memory stays at about one chunk whatever the
+// artifact's size. If the stream breaks, Read returns an error (never a clean
+// EOF before Meta.Size bytes), so the router discards a partial write-back.
+// The body must be closed; closing it early cancels the stream.
+func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
+	sctx, cancel, wd := t.newStream(ctx)
+	stream, err := t.client.Get(sctx, &fabrikv1.GetRequest{Ref: refToProto(ref)})
+	var first *fabrikv1.GetResponse
+	if err == nil {
+		first, err = stream.Recv()
+	}
+	wd.disarm()
+	if err != nil {
+		err = t.streamErr(sctx, "get", ref, err)
+		cancel(nil)
+		return messages.Meta{}, nil, err
+	}
+	m := first.GetMeta()
+	if m == nil {
+		cancel(nil)
+		return messages.Meta{}, nil, fmt.Errorf("fabrik tier %s: get %s: protocol error: first response carries no metadata", t.name, ref)
+	}
+	meta := metaFromProto(m)
+	return meta, &body{t: t, ref: ref, ctx: sctx, cancel: cancel, wd: wd, stream: stream, size: meta.Size}, nil
+}
+
+// body is a Get stream read as an io.ReadCloser. Not safe for concurrent
+// Reads (like any reader); Close may be called from another goroutine.
+type body struct {
+	t      *Tier
+	ref    messages.Ref
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wd     *watchdog
+	stream grpc.ServerStreamingClient[fabrikv1.GetResponse]
+	size   int64
+	got    int64
+	cur    []byte // unread rest of the current chunk
+	err    error  // sticky: io.EOF after a verified end, or the failure
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	for len(b.cur) == 0 {
+		if b.err != nil {
+			return 0, b.err
+		}
+		b.next()
+	}
+	n := copy(p, b.cur)
+	b.cur = b.cur[n:]
+	return n, nil
+}
+
+// WriteTo lets io.Copy hand each chunk straight to the destination, saving
+// a copy through io.Copy's own buffer.
+func (b *body) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for len(b.cur) == 0 {
+			if b.err == io.EOF {
+				return total, nil
+			}
+			if b.err != nil {
+				return total, b.err
+			}
+			b.next()
+		}
+		n, err := w.Write(b.cur)
+		total += int64(n)
+		b.cur = b.cur[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// next receives one message into cur, or sets err.
+func (b *body) next() {
+	b.wd.arm()
+	msg, err := b.stream.Recv()
+	b.wd.disarm()
+	switch {
+	case errors.Is(err, io.EOF):
+		if b.got != b.size {
+			b.err = fmt.Errorf("fabrik tier %s: get %s: stream ended after %d of %d bytes: %w", b.t.name, b.ref, b.got, b.size, io.ErrUnexpectedEOF)
+		} else {
+			b.err = io.EOF
+		}
+	case err != nil:
+		b.err = b.t.streamErr(b.ctx, "get", b.ref, err)
+	case msg.GetMeta() != nil:
+		b.err = fmt.Errorf("fabrik tier %s: get %s: protocol error: metadata in mid-stream", b.t.name, b.ref)
+	default:
+		b.cur = msg.GetChunk()
+		b.got += int64(len(b.cur))
+		if b.got > b.size {
+			b.cur = nil
+			b.err = fmt.Errorf("fabrik tier %s: get %s: stream is longer than the declared %d bytes", b.t.name, b.ref, b.size)
+		}
+	}
+	if b.err != nil {
+		b.cancel(nil)
+	}
+}
+
+// Close releases the stream; reading it afterwards fails.
+func (b *body) Close() error {
+	b.wd.disarm()
+	b.cancel(nil)
+	b.cur = nil
+	if b.err == nil {
+		b.err = fmt.Errorf("fabrik tier %s: get %s: body closed", b.t.name, b.ref)
+	}
+	return nil
+}
+
+// Put streams exactly meta.Size bytes of body to the regional, which verifies
+// size and hash before storing anything. A body that is shorter or longer
+// than meta.Size aborts the stream (tier.ErrInvalid), so the regional never
+// commits it.
+func (t *Tier) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, body io.Reader) error {
+	sctx, cancel, wd := t.newStream(ctx)
+	defer cancel(nil)
+	defer wd.disarm()
+	stream, err := t.client.Put(sctx)
+	if err != nil {
+		return t.streamErr(sctx, "put", ref, err)
+	}
+	hdr := &fabrikv1.PutHeader{Ref: refToProto(ref), Hash: meta.Hash, Size: meta.Size, BuildSystem: meta.BuildSystem, Attrs: meta.Attrs}
+	if err := stream.Send(&fabrikv1.PutRequest{Payload: &fabrikv1.PutRequest_Header{Header: hdr}}); err != nil {
+		return t.putSendErr(sctx, ref, stream, wd, err)
+	}
+	wd.disarm()
+
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	chunk := &fabrikv1.PutRequest_Chunk{}
+	msg := &fabrikv1.PutRequest{Payload: chunk}
+	var sent int64
+	for {
+		n, rerr := io.ReadFull(body, buf)
+		if n > 0 {
+			sent += int64(n)
+			if sent > meta.Size {
+				return fmt.Errorf("fabrik tier %s: put %s: %w: body is longer than the declared %d bytes", t.name, ref, tier.ErrInvalid, meta.Size)
+			}
+			chunk.Chunk = buf[:n]
+			wd.arm()
+			if err := stream.Send(msg); err != nil {
+				return t.putSendErr(sctx, ref, stream, wd, err)
+			}
+			wd.disarm()
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("fabrik tier %s: put %s: read body: %w", t.name, ref, rerr)
+		}
+	}
+	if sent != meta.Size {
+		return fmt.Errorf("fabrik tier %s: put %s: %w: body has %d bytes, declared %d", t.name, ref, tier.ErrInvalid, sent, meta.Size)
+	}
+	wd.arm()
+	res, err := stream.CloseAndRecv()
+	if err != nil {
+		return t.streamErr(sctx, "put", ref, err)
+	}
+	if res.GetHash() != meta.Hash || res.GetSize() != meta.Size {
+		return fmt.Errorf("fabrik tier %s: put %s: regional stored %s/%d, sent %s/%d", t.name, ref, res.GetHash(), res.GetSize(), meta.Hash, meta.Size)
+	}
+	return nil
+}
+
+// putSendErr reports why a Put stream broke. Send returns a bare io.EOF when
+// the regional ended the stream (a rejected header, a full disk); the real
+// status only arrives through Recv.
+func (t *Tier) putSendErr(ctx context.Context, ref messages.Ref, stream grpc.ClientStreamingClient[fabrikv1.PutRequest, fabrikv1.PutResponse], wd *watchdog, err error) error {
+	if errors.Is(err, io.EOF) {
+		wd.arm()
+		_, err = stream.CloseAndRecv()
+		if err == nil {
+			err = errors.New("regional closed the stream early")
+		}
+	}
+	return t.streamErr(ctx, "put", ref, err)
+}

@@ -2,11 +2,19 @@
 // environment overrides and --config-* flags, merged in that order of
 // increasing precedence. The structs below are the documentation: every field
 // says what it does for the operator.
+//
+// The toml tags are the single source of every key's name: the file key
+// (cache.max_size), the environment variable (FABRIK_CONFIG_CACHE_MAX_SIZE)
+// and the flag (--config-cache-max-size) are all derived from them by
+// reflection. A `fabrik:"path"` tag marks a filesystem path (relative values
+// resolve against the config file's directory); `fabrik:"secret"` marks a
+// value that `config show` and the admin API redact.
 package config
 
 import (
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Role is what a node plays.
@@ -54,7 +62,7 @@ type Config struct {
 type CacheConfig struct {
 	// Dir holds the index (Badger) and the blob files. Relative paths resolve
 	// against the config file's directory. Default: $XDG_CACHE_HOME/fabrik.
-	Dir string `toml:"dir"`
+	Dir string `toml:"dir" fabrik:"path"`
 	// MaxSize bounds the bytes of stored blobs. Above it the node evicts down
 	// to a low-water mark (90%); writes that cannot fit are refused (507).
 	MaxSize ByteSize `toml:"max_size"`
@@ -91,8 +99,8 @@ type UpstreamConfig struct {
 	Endpoint string `toml:"endpoint"`
 	// AccessKey and SecretKey are S3 credentials (fallback AWS_ACCESS_KEY_ID
 	// and AWS_SECRET_ACCESS_KEY, then the SDK's default chain).
-	AccessKey string `toml:"access_key"`
-	SecretKey string `toml:"secret_key"`
+	AccessKey string `toml:"access_key" fabrik:"secret"`
+	SecretKey string `toml:"secret_key" fabrik:"secret"`
 	// PathStyle addresses buckets as endpoint/bucket (needed by most
 	// S3-compatible servers). Default: true when Endpoint is set.
 	PathStyle *bool `toml:"path_style"`
@@ -104,10 +112,10 @@ func (u UpstreamConfig) IsWriteThrough() bool { return u.WriteThrough == nil || 
 // AuthConfig configures JWT RS256 validation and the node's own token.
 type AuthConfig struct {
 	// PublicKeyFile is one PEM public key; it matches any kid.
-	PublicKeyFile string `toml:"public_key_file"`
+	PublicKeyFile string `toml:"public_key_file" fabrik:"path"`
 	// PublicKeysDir holds one PEM file per key, named <kid>.pem; files added,
 	// changed or removed are picked up without restart.
-	PublicKeysDir string `toml:"public_keys_dir"`
+	PublicKeysDir string `toml:"public_keys_dir" fabrik:"path"`
 	// JWKSURL is fetched every KeyRefreshInterval; the last good set stays in
 	// force when a refresh fails.
 	JWKSURL string `toml:"jwks_url"`
@@ -123,8 +131,8 @@ type AuthConfig struct {
 	Leeway Duration `toml:"leeway"`
 	// Token is this node's machine token, sent to its upstreams (env
 	// FABRIK_TOKEN is the fallback). TokenFile reads it from a file instead.
-	Token     string `toml:"token"`
-	TokenFile string `toml:"token_file"`
+	Token     string `toml:"token" fabrik:"secret"`
+	TokenFile string `toml:"token_file" fabrik:"path"`
 }
 
 // BuildToolsConfig configures the edge's adapters.
@@ -151,6 +159,9 @@ type ToolConfig struct {
 	Port int `toml:"port"`
 	// Bind is the address to listen on with Port (default 127.0.0.1).
 	Bind string `toml:"bind"`
+	// AutoConfigure exports the tool's cache URL (GRADLE_BUILD_CACHE_URL...)
+	// to commands the node wraps (default true).
+	AutoConfigure *bool `toml:"auto_configure"`
 }
 
 // FabrikConfig is the Fabrik protocol server.
@@ -185,6 +196,13 @@ type ObservabilityConfig struct {
 	// APIAuthRequired demands a valid token on the API port. Default: true
 	// whenever auth keys are configured.
 	APIAuthRequired *bool `toml:"api_auth_required"`
+	// APIJWTPublicKeyFile verifies API tokens with a key of their own instead
+	// of the [auth] keys (optional).
+	APIJWTPublicKeyFile string `toml:"api_jwt_public_key_file" fabrik:"path"`
+	// TracingEnabled exports traces to TracingEndpoint (reserved; not yet
+	// implemented, accepted so spec configs stay valid).
+	TracingEnabled  bool   `toml:"tracing_enabled"`
+	TracingEndpoint string `toml:"tracing_endpoint"`
 }
 
 // RuntimeConfig configures process limits.
@@ -193,6 +211,8 @@ type RuntimeConfig struct {
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
 	// MaxConcurrentRequests bounds in-flight requests per listener (0 = no limit).
 	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
+	// WorkerThreads caps GOMAXPROCS (0 = number of CPUs).
+	WorkerThreads int `toml:"worker_threads"`
 }
 
 // P2PConfig configures LAN peer sharing between edges.
@@ -201,10 +221,29 @@ type P2PConfig struct {
 	Enabled bool `toml:"enabled"`
 	// Bind is the peer-serving listen address (default 0.0.0.0:7071).
 	Bind string `toml:"bind"`
-	// Secret is the shared HMAC key; peers without it are ignored.
-	Secret string `toml:"secret"`
-	// ConsentMode: notify-once, always-ask or always-allow.
+	// BindPort overrides the port of Bind (0 = keep Bind's; the spec's name).
+	BindPort int `toml:"bind_port"`
+	// Secret is the shared HMAC key (16 characters or more); peers without it
+	// are ignored.
+	Secret string `toml:"secret" fabrik:"secret"`
+	// Advertise announces this node over mDNS (default true).
+	Advertise *bool `toml:"advertise"`
+	// Discovery browses mDNS for other peers (default true).
+	Discovery *bool `toml:"discovery"`
+	// MaxPeers bounds the peers tracked at once (0 = 20).
+	MaxPeers int `toml:"max_peers"`
+	// ConsentMode decides whether a peer may read from this node:
+	// notify-once, notify-always, auto-approve or disabled (always-ask and
+	// always-allow are accepted as older names).
 	ConsentMode string `toml:"consent_mode"`
+	// ConsentTimeout bounds the wait for the user's answer.
+	ConsentTimeout Duration `toml:"consent_timeout"`
+	// AutoApproveSameUser approves the same user's other machines.
+	AutoApproveSameUser bool `toml:"auto_approve_same_user"`
+	// RequestTimeout bounds one request to a peer.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// MaxConcurrentRequests bounds requests in flight to peers (0 = 5).
+	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
 	// Peers are static peer addresses, used besides mDNS discovery.
 	Peers []string `toml:"peers"`
 }
@@ -212,9 +251,13 @@ type P2PConfig struct {
 // DaemonConfig configures the per-project daemon.
 type DaemonConfig struct {
 	// StateDir holds daemons' ports.json and pid files (default ~/.fabrik/daemons).
-	StateDir string `toml:"state_dir"`
+	StateDir string `toml:"state_dir" fabrik:"path"`
 	// Socket is an optional unix socket path.
-	Socket string `toml:"socket"`
+	Socket string `toml:"socket" fabrik:"path"`
+	// HTTPPort and GRPCPort pin the daemon's listeners (0 = random, the
+	// default, so that several projects' daemons never collide).
+	HTTPPort int `toml:"http_port"`
+	GRPCPort int `toml:"grpc_port"`
 }
 
 // EventsConfig configures NATS events.
@@ -226,18 +269,24 @@ type EventsConfig struct {
 }
 
 // Default returns the embedded defaults for a role: everything needed to run
-// with no config file at all.
+// with no config file at all. It reads XDG_CACHE_HOME and the home directory
+// of this process; Load uses the environment it is given instead.
 func Default(role Role) Config {
+	home, _ := os.UserHomeDir()
+	return defaults(role, os.Getenv, home)
+}
+
+func defaults(role Role, getenv func(string) string, home string) Config {
 	c := Config{
 		Cache: CacheConfig{
-			Dir:             defaultCacheDir(),
+			Dir:             defaultCacheDir(getenv, home),
 			MaxSize:         5 * 1000 * 1000 * 1000,
 			EvictionPolicy:  "lfu",
-			DefaultTTL:      Duration(7 * 24 * 3600 * 1e9),
+			DefaultTTL:      Duration(7 * 24 * time.Hour),
 			MaxArtifactSize: 1000 * 1000 * 1000,
 			Fsync:           true,
 		},
-		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * 60 * 1e9), Leeway: Duration(30 * 1e9)},
+		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second)},
 		BuildTools: BuildToolsConfig{
 			Enabled:  []string{"gradle", "bazel", "nx", "turborepo"},
 			HTTPBind: "127.0.0.1:5071",
@@ -250,8 +299,13 @@ func Default(role Role) Config {
 			HealthBind: "127.0.0.1:8888",
 			APIBind:    "127.0.0.1:9091",
 		},
-		Runtime: RuntimeConfig{GracefulShutdownTimeout: Duration(30 * 1e9)},
-		P2P:     P2PConfig{Bind: "0.0.0.0:7071", ConsentMode: "notify-once"},
+		Runtime: RuntimeConfig{GracefulShutdownTimeout: Duration(30 * time.Second)},
+		P2P: P2PConfig{
+			Bind:           "0.0.0.0:7071",
+			ConsentMode:    "notify-once",
+			ConsentTimeout: Duration(30 * time.Second),
+			RequestTimeout: Duration(5 * time.Second),
+		},
 	}
 	if role == RoleRegional {
 		c.BuildTools.Enabled = nil
@@ -263,12 +317,12 @@ func Default(role Role) Config {
 	return c
 }
 
-func defaultCacheDir() string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+func defaultCacheDir(getenv func(string) string, home string) string {
+	if d := getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "fabrik")
 	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "fabrik")
+	if home != "" {
+		return filepath.Join(home, ".cache", "fabrik")
 	}
 	return filepath.Join(os.TempDir(), "fabrik-cache")
 }

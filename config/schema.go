@@ -232,3 +232,7 @@ func allKeys() []string {
 	}
 	return out
 }
+
+// TOML spells the leaf's value as a TOML file would ("5GB" quoted, lists in
+// brackets); "" for an unset *bool, whose default is decided by its user.
+func (l Leaf) TOML() string { return display(l.Value) }

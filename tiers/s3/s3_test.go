@@ -1,0 +1,291 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tuist/fabrik-node/internal/minio"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tier"
+)
+
+func newTier(t testing.TB, srv *minio.Server, bucket, prefix string, timeout time.Duration) *Tier {
+	t.Helper()
+	tr, err := New(context.Background(), "s3-test", Options{
+		Bucket: bucket, Prefix: prefix, Endpoint: srv.Endpoint,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Timeout: timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// content returns n pseudo-random bytes (seeded, so failures reproduce) and
+// their meta.
+func content(seed uint64, n int) ([]byte, messages.Meta) {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+	_, _ = r.Read(b)
+	sum := sha256.Sum256(b)
+	return b, messages.Meta{Hash: hex.EncodeToString(sum[:]), Size: int64(n)}
+}
+
+// onlyReader hides any Seek method, as a network body would.
+type onlyReader struct{ io.Reader }
+
+func readAll(t *testing.T, tr *Tier, ref messages.Ref) (messages.Meta, []byte) {
+	t.Helper()
+	meta, body, err := tr.Get(context.Background(), ref)
+	if err != nil {
+		t.Fatalf("get %s: %v", ref, err)
+	}
+	defer body.Close()
+	got, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("read %s: %v", ref, err)
+	}
+	return meta, got
+}
+
+// countObjects lists what the tier really wrote, with a raw client.
+func countObjects(t *testing.T, srv *minio.Server, bucket, prefix string) int {
+	t.Helper()
+	out, err := srv.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{
+		Bucket: aws.String(bucket), Prefix: aws.String(prefix),
+	})
+	if err != nil {
+		t.Fatalf("list %s/%s: %v", bucket, prefix, err)
+	}
+	return len(out.Contents)
+}
+
+func TestRoundTripCASAndKeys(t *testing.T) {
+	srv := minio.Start(t)
+	srv.CreateBucket(t, "cache")
+	tr := newTier(t, srv, "cache", "tenant-a", 10*time.Second)
+	ctx := context.Background()
+
+	data, meta := content(1, 5<<20+123) // multi-MiB, not a multiple of any buffer
+	cas := messages.Ref{Namespace: messages.CAS, Key: meta.Hash}
+	// A non-seekable body takes the unsigned-payload path.
+	if err := tr.Put(ctx, cas, meta, onlyReader{bytes.NewReader(data)}); err != nil {
+		t.Fatalf("put cas: %v", err)
+	}
+	gotMeta, got := readAll(t, tr, cas)
+	if !bytes.Equal(got, data) || gotMeta.Size != meta.Size || gotMeta.Hash != meta.Hash {
+		t.Fatalf("cas round trip: got %d bytes meta %+v, want %d bytes %s", len(got), gotMeta, len(data), meta.Hash)
+	}
+	if st, err := tr.Stat(ctx, cas); err != nil || st.Size != meta.Size {
+		t.Fatalf("stat cas: %+v %v", st, err)
+	}
+
+	small, smeta := content(2, 4096)
+	smeta.BuildSystem = "turborepo"
+	smeta.Attrs = map[string]string{"x-artifact-duration": "1234", "x-artifact-tag": "sig"}
+	key := messages.Ref{Namespace: "turbo/team-1", Key: "f00d-task-hash"}
+	if err := tr.Put(ctx, key, smeta, bytes.NewReader(small)); err != nil {
+		t.Fatalf("put key: %v", err)
+	}
+	gotMeta, got = readAll(t, tr, key)
+	if !bytes.Equal(got, small) {
+		t.Fatalf("key round trip: content differs")
+	}
+	if gotMeta.Hash != smeta.Hash || gotMeta.Size != smeta.Size || gotMeta.BuildSystem != "turborepo" ||
+		gotMeta.Attrs["x-artifact-duration"] != "1234" || gotMeta.Attrs["x-artifact-tag"] != "sig" || gotMeta.CreatedAt.IsZero() {
+		t.Fatalf("key meta = %+v", gotMeta)
+	}
+	st, err := tr.Stat(ctx, key)
+	if err != nil || st.Hash != smeta.Hash || st.Attrs["x-artifact-tag"] != "sig" {
+		t.Fatalf("stat key: %+v %v", st, err)
+	}
+	// The blob of a key is also reachable by its hash.
+	if _, got = readAll(t, tr, messages.Ref{Namespace: messages.CAS, Key: smeta.Hash}); !bytes.Equal(got, small) {
+		t.Fatalf("blob of key not readable as CAS")
+	}
+
+	if err := tr.Delete(ctx, key); err != nil {
+		t.Fatalf("delete key: %v", err)
+	}
+	if _, err := tr.Stat(ctx, key); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("stat after delete: %v, want ErrNotFound", err)
+	}
+	if err := tr.Delete(ctx, cas); err != nil {
+		t.Fatalf("delete cas: %v", err)
+	}
+	if _, _, err := tr.Get(ctx, cas); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("get after delete: %v, want ErrNotFound", err)
+	}
+	if err := tr.Delete(ctx, cas); err != nil {
+		t.Fatalf("deleting a missing artifact: %v", err)
+	}
+}
+
+func TestMissIsNotFound(t *testing.T) {
+	srv := minio.Start(t)
+	srv.CreateBucket(t, "cache")
+	tr := newTier(t, srv, "cache", "", 10*time.Second)
+	ctx := context.Background()
+	_, meta := content(3, 10)
+	for _, ref := range []messages.Ref{{Namespace: messages.CAS, Key: meta.Hash}, {Namespace: "gradle", Key: "nope"}} {
+		if _, _, err := tr.Get(ctx, ref); !errors.Is(err, tier.ErrNotFound) {
+			t.Errorf("get %s: %v, want ErrNotFound", ref, err)
+		}
+		if _, err := tr.Stat(ctx, ref); !errors.Is(err, tier.ErrNotFound) {
+			t.Errorf("stat %s: %v, want ErrNotFound", ref, err)
+		}
+	}
+	// A missing bucket is misconfiguration: an error, but not a miss.
+	other := newTier(t, srv, "no-such-bucket", "", 10*time.Second)
+	_, _, err := other.Get(ctx, messages.Ref{Namespace: messages.CAS, Key: meta.Hash})
+	if err == nil || errors.Is(err, tier.ErrNotFound) {
+		t.Errorf("get from missing bucket: %v, want a non-miss error", err)
+	}
+}
+
+func TestDedupeTwoKeysOneBlob(t *testing.T) {
+	srv := minio.Start(t)
+	srv.CreateBucket(t, "cache")
+	tr := newTier(t, srv, "cache", "t/", 10*time.Second)
+	ctx := context.Background()
+	data, meta := content(4, 100_000)
+	for _, k := range []string{"key-1", "key-2"} {
+		if err := tr.Put(ctx, messages.Ref{Namespace: "gradle", Key: k}, meta, bytes.NewReader(data)); err != nil {
+			t.Fatalf("put %s: %v", k, err)
+		}
+	}
+	// Once the blob exists the body is not read at all: a second upload of
+	// the same content costs one HEAD and the entry.
+	if err := tr.Put(ctx, messages.Ref{Namespace: "gradle", Key: "key-3"}, meta, failingReader{}); err != nil {
+		t.Fatalf("put of a stored blob read its body: %v", err)
+	}
+	if n := countObjects(t, srv, "cache", "t/cas/"); n != 1 {
+		t.Fatalf("%d cas objects, want 1", n)
+	}
+	if n := countObjects(t, srv, "cache", "t/keys/gradle/"); n != 3 {
+		t.Fatalf("%d key entries, want 3", n)
+	}
+	want := "t/cas/" + meta.Hash[:2] + "/" + meta.Hash
+	if _, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("cache"), Key: aws.String(want)}); err != nil {
+		t.Fatalf("blob not at %s: %v", want, err)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("body must not be read") }
+
+func TestTenantIsolation(t *testing.T) {
+	srv := minio.Start(t)
+	srv.CreateBucket(t, "shared")
+	a := newTier(t, srv, "shared", "tenant-a/", 10*time.Second)
+	// "tenant-a" is a prefix of "tenant-ab": the trailing slash keeps them apart.
+	ab := newTier(t, srv, "shared", "tenant-ab", 10*time.Second)
+	ctx := context.Background()
+	data, meta := content(5, 2048)
+	ref := messages.Ref{Namespace: "nx", Key: "task"}
+	if err := a.Put(ctx, ref, meta, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ab.Get(ctx, ref); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("other tenant's key visible: %v", err)
+	}
+	if _, err := ab.Stat(ctx, messages.Ref{Namespace: messages.CAS, Key: meta.Hash}); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("other tenant's blob visible: %v", err)
+	}
+	if _, got := readAll(t, a, ref); !bytes.Equal(got, data) {
+		t.Fatal("owner cannot read its artifact")
+	}
+}
+
+func TestPutRejectsWrongContent(t *testing.T) {
+	srv := minio.Start(t)
+	srv.CreateBucket(t, "cache")
+	tr := newTier(t, srv, "cache", "", 10*time.Second)
+	ctx := context.Background()
+	_, meta := content(6, 4096)
+	other, _ := content(7, 4096)
+	ref := messages.Ref{Namespace: "gradle", Key: "k"}
+	// The server checks the SHA-256 we declare against what it receives.
+	if err := tr.Put(ctx, ref, meta, bytes.NewReader(other)); !errors.Is(err, tier.ErrInvalid) {
+		t.Fatalf("put with wrong content: %v, want ErrInvalid", err)
+	}
+	// The entry is written after the blob, so nothing points at a missing blob.
+	if _, err := tr.Stat(ctx, ref); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("stat after rejected put: %v, want ErrNotFound", err)
+	}
+	if n := countObjects(t, srv, "cache", ""); n != 0 {
+		t.Fatalf("%d objects after rejected put, want 0", n)
+	}
+	// A body shorter than declared fails instead of storing a truncated blob.
+	if err := tr.Put(ctx, ref, meta, onlyReader{bytes.NewReader(other[:100])}); err == nil {
+		t.Fatal("short body accepted")
+	}
+	// A CAS key must be the content hash.
+	_, m2 := content(8, 10)
+	if err := tr.Put(ctx, messages.Ref{Namespace: messages.CAS, Key: m2.Hash}, meta, bytes.NewReader(other)); !errors.Is(err, tier.ErrInvalid) {
+		t.Fatalf("cas key/hash mismatch: %v, want ErrInvalid", err)
+	}
+	if _, _, err := tr.Get(ctx, messages.Ref{Namespace: "gradle", Key: "../x"}); !errors.Is(err, tier.ErrInvalid) {
+		t.Fatalf("dot-dot key: %v, want ErrInvalid", err)
+	}
+}
+
+func TestTwoWritableBuckets(t *testing.T) {
+	srv := minio.Start(t)
+	srv.CreateBucket(t, "us-cache")
+	srv.CreateBucket(t, "eu-cache")
+	us := newTier(t, srv, "us-cache", "tenant/", 10*time.Second)
+	eu := newTier(t, srv, "eu-cache", "tenant/", 10*time.Second)
+	ctx := context.Background()
+	data, meta := content(9, 50_000)
+	ref := messages.Ref{Namespace: "bazel-ac/main", Key: "action"}
+	for _, tr := range []*Tier{us, eu} {
+		if err := tr.Put(ctx, ref, meta, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bucket := range []string{"us-cache", "eu-cache"} {
+		if n := countObjects(t, srv, bucket, "tenant/"); n != 2 {
+			t.Fatalf("bucket %s holds %d objects, want blob + entry", bucket, n)
+		}
+	}
+	if _, got := readAll(t, eu, ref); !bytes.Equal(got, data) {
+		t.Fatal("eu copy differs")
+	}
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct{ in, bucket, prefix string }{
+		{"s3://bucket/prefix/", "bucket", "prefix/"},
+		{"s3://bucket/prefix", "bucket", "prefix/"},
+		{"s3://bucket/a/b/", "bucket", "a/b/"},
+		{"s3://bucket", "bucket", ""},
+		{"s3://bucket/", "bucket", ""},
+	} {
+		b, p, err := ParseURL(tc.in)
+		if err != nil || b != tc.bucket || p != tc.prefix {
+			t.Errorf("ParseURL(%q) = %q, %q, %v; want %q, %q", tc.in, b, p, err, tc.bucket, tc.prefix)
+		}
+	}
+	for _, bad := range []string{"grpc://host:1", "s3:///prefix", "s3://b/p?x=1", "::"} {
+		if _, _, err := ParseURL(bad); err == nil {
+			t.Errorf("ParseURL(%q) accepted", bad)
+		}
+	}
+	if _, err := New(context.Background(), "x", Options{}); err == nil || !strings.Contains(err.Error(), "bucket") {
+		t.Errorf("New without bucket: %v", err)
+	}
+}

@@ -61,6 +61,9 @@ type GetResult struct {
 	Body  io.ReadCloser
 	// Tier names the tier that served the hit ("local", an upstream's name).
 	Tier string
+	// Err is a tier failure (not a miss). The router counts it and moves on
+	// to the next tier; clients only ever see a miss.
+	Err error
 }
 
 // Stat asks whether an artifact exists without opening it. Reply: *StatResult.
@@ -76,6 +79,7 @@ type StatResult struct {
 	Found bool
 	Meta  Meta
 	Tier  string
+	Err   error
 }
 
 // Put stores an artifact whose bytes were already staged (hashed and written
@@ -117,4 +121,28 @@ type Delete struct {
 type DeleteResult struct {
 	Found bool
 	Err   error
+}
+
+// Upload asks the upload pool to copy a locally stored artifact to one
+// upstream. Reply (when sent with Ask): *UploadQueued once the job is
+// persisted, so an acknowledged write-through survives a restart.
+type Upload struct {
+	Ref     Ref
+	Meta    Meta
+	Targets []string
+}
+
+// UploadQueued answers Upload.
+type UploadQueued struct {
+	// Dropped lists targets whose queue was full: the overflow policy drops
+	// the new job and counts it.
+	Dropped []string
+	Err     error
+}
+
+// Evicted is published by the local tier when it removes artifacts.
+type Evicted struct {
+	Hash   string
+	Size   int64
+	Reason string
 }

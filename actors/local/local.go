@@ -1,0 +1,166 @@
+// Package local is the local tier actor: it owns the node's store (Badger
+// index + blob files), serialises every mutation of it, and runs the TTL
+// sweep. Reads are answered inline: a Badger lookup and an open(2) take
+// microseconds, and the bytes are streamed by the caller from the returned
+// file handle, never through this mailbox.
+package local
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/store"
+	"github.com/tuist/fabrik-node/tier"
+)
+
+// Name is the tier name of the local store in logs, metrics and GetResult.Tier.
+const Name = "local"
+
+// Commit asks the local tier to take a verified staging file. It is what the
+// router sends for write-backs (no reply expected) and for client puts.
+type Commit = messages.Put
+
+// SetLimits changes the size bound and eviction policy at runtime (hot
+// reload, admin API). Reply: error (nil on success).
+type SetLimits struct {
+	MaxSize int64
+	Policy  string
+	TTL     time.Duration
+}
+
+// Evict asks for an eviction down to a target size (admin API).
+// Reply: *EvictResult.
+type Evict struct {
+	TargetBytes int64
+	Policy      string
+}
+
+// EvictResult answers Evict.
+type EvictResult struct {
+	Evicted int
+	Freed   int64
+	Err     error
+}
+
+// Clear removes every artifact (admin API). Reply: error.
+type Clear struct{}
+
+// sweep is the actor's own timer tick for TTL expiry.
+type sweep struct{}
+
+// Actor is the local tier. State it owns: the store handle (opened by the
+// node, closed by the node after the actor stopped) and the sweep timer.
+type Actor struct {
+	store    *store.Store
+	ttl      time.Duration
+	interval time.Duration
+	log      *slog.Logger
+	stop     chan struct{}
+}
+
+// New returns a producer for the local tier actor. sweepEvery is how often
+// expired artifacts are removed (0 disables the sweep).
+func New(s *store.Store, ttl, sweepEvery time.Duration, log *slog.Logger) func() actor.Actor {
+	return func() actor.Actor {
+		return &Actor{store: s, ttl: ttl, interval: sweepEvery, log: log}
+	}
+}
+
+// Receive handles one message.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.startSweep(ctx)
+	case *actor.Stopping, *actor.Restarting:
+		if a.stop != nil {
+			close(a.stop)
+			a.stop = nil
+		}
+	case *messages.Get:
+		ctx.Respond(a.get(m))
+	case *messages.Stat:
+		meta, err := a.store.Stat(m.Ref)
+		ctx.Respond(statResult(meta, err))
+	case *messages.Put:
+		_, err := a.store.Commit(m.Ref, m.Meta, m.Blob.(*store.Staged))
+		if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
+			a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
+		}
+		if ctx.Sender() != nil {
+			ctx.Respond(&messages.PutResult{Err: err})
+		}
+	case *messages.Delete:
+		_, statErr := a.store.Stat(m.Ref)
+		err := a.store.Delete(m.Ref)
+		ctx.Respond(&messages.DeleteResult{Found: statErr == nil, Err: err})
+	case *SetLimits:
+		a.store.SetMaxSize(m.MaxSize)
+		err := a.store.SetPolicy(m.Policy)
+		if m.TTL > 0 {
+			a.ttl = m.TTL
+		}
+		ctx.Respond(err)
+	case *Evict:
+		n, freed, err := a.store.EvictTo(m.TargetBytes, m.Policy)
+		ctx.Respond(&EvictResult{Evicted: n, Freed: freed, Err: err})
+	case *Clear:
+		ctx.Respond(a.store.Clear())
+	case *sweep:
+		if a.ttl > 0 {
+			if n, err := a.store.ExpireTTL(time.Now()); err != nil {
+				a.log.Warn("ttl sweep failed", "err", err)
+			} else if n > 0 {
+				a.log.Info("ttl sweep expired artifacts", "count", n)
+			}
+		}
+	}
+}
+
+func (a *Actor) get(m *messages.Get) *messages.GetResult {
+	meta, body, err := a.store.Open(m.Ref)
+	switch {
+	case err == nil:
+		return &messages.GetResult{Found: true, Meta: meta, Body: body, Tier: Name}
+	case errors.Is(err, tier.ErrNotFound):
+		return &messages.GetResult{Tier: Name}
+	default:
+		return &messages.GetResult{Tier: Name, Err: err}
+	}
+}
+
+func statResult(meta messages.Meta, err error) *messages.StatResult {
+	switch {
+	case err == nil:
+		return &messages.StatResult{Found: true, Meta: meta, Tier: Name}
+	case errors.Is(err, tier.ErrNotFound):
+		return &messages.StatResult{Tier: Name}
+	default:
+		return &messages.StatResult{Tier: Name, Err: err}
+	}
+}
+
+// startSweep ticks into the mailbox so that expiry is serialised with every
+// other mutation of the store.
+func (a *Actor) startSweep(ctx actor.Context) {
+	if a.interval <= 0 {
+		return
+	}
+	a.stop = make(chan struct{})
+	stop, self, root := a.stop, ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		t := time.NewTicker(a.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				root.Send(self, &sweep{})
+			}
+		}
+	}()
+}

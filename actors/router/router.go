@@ -1,0 +1,257 @@
+// Package router is the router actor: one per node, it owns the ordered list
+// of tiers and decides where every read and write goes.
+//
+//   - Reads fall back sequentially: local, then each upstream in array order;
+//     the first hit wins. A hit from a lower tier streams to the client while
+//     it is written back to the local tier, and is then queued for the
+//     writable upstreams above the one that served it.
+//   - Writes go to the local tier first; the client is answered once the
+//     artifact is durable there and the write-through jobs are persisted in
+//     the upload pool's queue.
+//   - A tier failure is counted and treated as a miss: a cache never fails a
+//     build.
+//
+// The router never blocks its mailbox on a tier: every tier call is a future
+// continued with ReenterAfter, so thousands of reads can be in flight.
+package router
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/metrics"
+	"github.com/tuist/fabrik-node/store"
+)
+
+// Tier is one entry of the router's ordered tier list.
+type Tier struct {
+	Name string
+	Ref  actors.Ref
+	// Timeout bounds the wait for this tier's answer before moving on.
+	Timeout time.Duration
+	// ReadOnly tiers are never written to; WriteThrough ones receive every
+	// new artifact; Permanent ones are never deleted from.
+	ReadOnly, WriteThrough, Permanent bool
+}
+
+// Options wire the router to the rest of the node.
+type Options struct {
+	// Local is the local tier actor, always consulted first.
+	Local actors.Ref
+	// Stager creates staging files for write-backs of upstream hits.
+	Stager *store.Stager
+	// Upstreams in priority order.
+	Upstreams []Tier
+	// Uploads is the upload pool (unset when no upstream is writable).
+	Uploads actors.Ref
+	Metrics *metrics.Set
+	Logger  *slog.Logger
+}
+
+// localTimeout bounds a local tier answer; the local tier answers in
+// microseconds unless the disk is in trouble.
+const localTimeout = 30 * time.Second
+
+// writeBackDone reports that an upstream hit was fully received and
+// verified into a staging file, ready for the local commit.
+type writeBackDone struct {
+	put    *messages.Put
+	served int // index of the upstream that served the hit
+}
+
+// Actor is the router. It owns no mutable state beyond its configuration:
+// tiers own their storage and breakers, the upload pool owns its queue.
+type Actor struct {
+	opts Options
+}
+
+// New returns a producer for the router actor.
+func New(opts Options) func() actor.Actor {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return func() actor.Actor { return &Actor{opts: opts} }
+}
+
+// Receive handles one message.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.Get:
+		a.read(ctx, m, -1, time.Now())
+	case *messages.Stat:
+		a.stat(ctx, m, -1)
+	case *messages.Put:
+		a.write(ctx, m)
+	case *messages.Delete:
+		a.delete(ctx, m)
+	case *writeBackDone:
+		a.commitWriteBack(ctx, m)
+	}
+}
+
+// tierAt returns the ref and timeout of tier i, where -1 is the local tier.
+func (a *Actor) tierAt(i int) (actors.Ref, time.Duration) {
+	if i < 0 {
+		return a.opts.Local, localTimeout
+	}
+	t := a.opts.Upstreams[i]
+	return t.Ref, t.Timeout
+}
+
+// read asks tier i and continues with the next on a miss or failure.
+func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time) {
+	if i >= len(a.opts.Upstreams) {
+		a.countMiss(m.Ref)
+		ctx.Respond(&messages.GetResult{})
+		return
+	}
+	ref, timeout := a.tierAt(i)
+	fut := ctx.RequestFuture(ref.PID(), m, timeout)
+	ctx.ReenterAfter(fut, func(res any, err error) {
+		r, _ := res.(*messages.GetResult)
+		if err != nil || r == nil || !r.Found {
+			if r != nil && r.Err != nil {
+				a.opts.Logger.Debug("tier read failed, treated as miss", "tier", r.Tier, "ref", m.Ref.String(), "err", r.Err)
+			}
+			a.read(ctx, m, i+1, start)
+			return
+		}
+		a.countHit(m.Ref)
+		if i >= 0 {
+			r.Body = a.writeBack(ctx, m.Ref, r, i)
+		}
+		ctx.Respond(r)
+	})
+}
+
+// stat is read's cheaper twin: existence only, no write-back.
+func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
+	if i >= len(a.opts.Upstreams) || (m.LocalOnly && i >= 0) {
+		ctx.Respond(&messages.StatResult{})
+		return
+	}
+	ref, timeout := a.tierAt(i)
+	fut := ctx.RequestFuture(ref.PID(), m, timeout)
+	ctx.ReenterAfter(fut, func(res any, err error) {
+		r, _ := res.(*messages.StatResult)
+		if err != nil || r == nil || !r.Found {
+			a.stat(ctx, m, i+1)
+			return
+		}
+		ctx.Respond(r)
+	})
+}
+
+// write commits locally, then persists write-through jobs, then answers.
+func (a *Actor) write(ctx actor.Context, m *messages.Put) {
+	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
+	ctx.ReenterAfter(fut, func(res any, err error) {
+		r, _ := res.(*messages.PutResult)
+		if err != nil || r == nil {
+			m.Blob.Discard()
+			ctx.Respond(&messages.PutResult{Err: errorOr(err, "local tier gave no answer")})
+			return
+		}
+		if r.Err != nil {
+			ctx.Respond(r)
+			return
+		}
+		meta := m.Meta
+		meta.Hash, meta.Size = m.Blob.Hash(), m.Blob.Size()
+		a.enqueue(ctx, m.Ref, meta, a.writableAbove(len(a.opts.Upstreams)), func() { ctx.Respond(r) })
+	})
+}
+
+// writableAbove lists the write-through upstreams with index below n.
+func (a *Actor) writableAbove(n int) []string {
+	var names []string
+	for _, t := range a.opts.Upstreams[:n] {
+		if !t.ReadOnly && t.WriteThrough {
+			names = append(names, t.Name)
+		}
+	}
+	return names
+}
+
+// enqueue hands write-through jobs to the upload pool and calls then once
+// they are persisted (or at once when there is nothing to upload).
+func (a *Actor) enqueue(ctx actor.Context, ref messages.Ref, meta messages.Meta, targets []string, then func()) {
+	if len(targets) == 0 || !a.opts.Uploads.Valid() {
+		then()
+		return
+	}
+	up := &messages.Upload{Ref: ref, Meta: meta, Targets: targets}
+	fut := ctx.RequestFuture(a.opts.Uploads.PID(), up, localTimeout)
+	ctx.ReenterAfter(fut, func(res any, err error) {
+		if q, ok := res.(*messages.UploadQueued); err != nil || !ok || q.Err != nil {
+			// The artifact is safe locally; only its write-through is at
+			// risk. Log it: the client must not fail for it.
+			a.opts.Logger.Error("write-through not queued", "ref", ref.String(), "err", errorOr(err, "bad reply"))
+		}
+		then()
+	})
+}
+
+// delete removes from the local tier and, if asked, from every upstream
+// that is writable and not permanent.
+func (a *Actor) delete(ctx actor.Context, m *messages.Delete) {
+	if m.Upstreams {
+		for _, t := range a.opts.Upstreams {
+			if !t.Permanent && !t.ReadOnly {
+				ctx.Send(t.Ref.PID(), &messages.Delete{Ref: m.Ref})
+			}
+		}
+	}
+	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
+	ctx.ReenterAfter(fut, func(res any, err error) {
+		r, _ := res.(*messages.DeleteResult)
+		if err != nil || r == nil {
+			r = &messages.DeleteResult{Err: errorOr(err, "local tier gave no answer")}
+		}
+		ctx.Respond(r)
+	})
+}
+
+func (a *Actor) countHit(ref messages.Ref) {
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Hit(BuildSystemOf(ref))
+	}
+}
+
+func (a *Actor) countMiss(ref messages.Ref) {
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Miss(BuildSystemOf(ref))
+	}
+}
+
+// BuildSystemOf labels a ref for metrics from its namespace: "gradle",
+// "nx", "turbo/team" -> "turborepo", "bazel-ac/x" and CAS -> "bazel" on an
+// edge (the Fabrik protocol's CAS reads are labelled "cas").
+func BuildSystemOf(ref messages.Ref) string {
+	ns, _, _ := strings.Cut(ref.Namespace, "/")
+	switch {
+	case ns == "turbo":
+		return "turborepo"
+	case strings.HasPrefix(ns, "bazel"):
+		return "bazel"
+	case ns == "":
+		return "unknown"
+	}
+	return ns
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func errorOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return errString(msg)
+}

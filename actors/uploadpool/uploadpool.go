@@ -1,0 +1,321 @@
+// Package uploadpool is the upload worker pool actor: it copies artifacts
+// from the local store to write-through upstreams in the background.
+//
+// Policies (decisions, not accidents):
+//   - Persistence: a job is written to Badger (prefix "q/") before the router
+//     answers the client, and removed only after the upstream acknowledged
+//     it, so a restart resumes every pending upload.
+//   - Concurrency: Workers uploads per upstream at a time.
+//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts; then
+//     the job is dropped, logged and counted (fabrik_upload_failures_total).
+//   - Overflow: at MaxQueue pending jobs for an upstream, new jobs for it are
+//     dropped and counted (fabrik_upload_dropped_total). A dead upstream
+//     cannot grow the queue without bound.
+//   - A job whose blob was evicted locally before upload is dropped: there is
+//     nothing left to send.
+package uploadpool
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/metrics"
+	"github.com/tuist/fabrik-node/store"
+	"github.com/tuist/fabrik-node/tier"
+)
+
+// Target is one writable upstream.
+type Target struct {
+	Tier    tier.Tier
+	Workers int
+	Timeout time.Duration
+}
+
+// Options configure the pool.
+type Options struct {
+	Store       *store.Store
+	Targets     []Target
+	MaxQueue    int
+	MaxAttempts int
+	// BaseBackoff is the first retry delay (tests shorten it).
+	BaseBackoff time.Duration
+	Metrics     *metrics.Set
+	Logger      *slog.Logger
+}
+
+const queuePrefix = "q/"
+
+type job struct {
+	key      []byte
+	Ref      messages.Ref  `json:"ref"`
+	Meta     messages.Meta `json:"meta"`
+	attempts int
+}
+
+type target struct {
+	Target
+	name    string
+	pending []*job
+	active  int
+	depth   atomic.Int64
+}
+
+type jobDone struct {
+	t   *target
+	j   *job
+	err error
+}
+
+type retry struct {
+	t *target
+	j *job
+}
+
+// Actor is the pool. State it owns: the per-upstream queues and counters;
+// Badger holds the persisted copy.
+type Actor struct {
+	opts    Options
+	targets map[string]*target
+	seq     uint64
+}
+
+// New returns a producer for the pool actor.
+func New(opts Options) func() actor.Actor {
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 10000
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 12
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return func() actor.Actor { return &Actor{opts: opts} }
+}
+
+// Receive handles one message.
+func (a *Actor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.start(ctx)
+	case *messages.Upload:
+		ctx.Respond(a.enqueue(ctx, m))
+	case *jobDone:
+		a.finish(ctx, m)
+	case *retry:
+		m.t.pending = append(m.t.pending, m.j)
+		a.dispatch(ctx, m.t)
+	}
+}
+
+func (a *Actor) start(ctx actor.Context) {
+	a.targets = map[string]*target{}
+	for _, t := range a.opts.Targets {
+		if t.Workers <= 0 {
+			t.Workers = 4
+		}
+		tg := &target{Target: t, name: t.Tier.Name()}
+		a.targets[tg.name] = tg
+		if a.opts.Metrics != nil {
+			a.opts.Metrics.Gauge(fmt.Sprintf(`fabrik_upload_queue_depth{upstream=%q}`, tg.name), func() float64 { return float64(tg.depth.Load()) })
+		}
+	}
+	resumed, err := a.load()
+	if err != nil {
+		a.opts.Logger.Error("loading persisted upload queue failed", "err", err)
+	}
+	if resumed > 0 {
+		a.opts.Logger.Info("resuming pending uploads", "jobs", resumed)
+	}
+	for _, t := range a.targets {
+		a.dispatch(ctx, t)
+	}
+}
+
+// load reads persisted jobs back into the queues (restart recovery).
+func (a *Actor) load() (int, error) {
+	n := 0
+	err := a.opts.Store.DB().View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(queuePrefix), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			key := item.KeyCopy(nil)
+			name, seq, ok := parseKey(key)
+			if !ok {
+				continue
+			}
+			if seq > a.seq {
+				a.seq = seq
+			}
+			t := a.targets[name]
+			if t == nil {
+				continue // an upstream removed from the config; its jobs stay inert
+			}
+			j := &job{key: key}
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, j) }); err != nil {
+				return fmt.Errorf("decode upload job %q: %w", key, err)
+			}
+			t.pending = append(t.pending, j)
+			t.depth.Add(1)
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadQueued {
+	res := &messages.UploadQueued{}
+	var jobs []*job
+	var targets []*target
+	err := a.opts.Store.DB().Update(func(txn *badger.Txn) error {
+		for _, name := range m.Targets {
+			t := a.targets[name]
+			if t == nil {
+				continue
+			}
+			if int(t.depth.Load()) >= a.opts.MaxQueue {
+				res.Dropped = append(res.Dropped, name)
+				continue
+			}
+			a.seq++
+			j := &job{key: makeKey(name, a.seq), Ref: m.Ref, Meta: m.Meta}
+			v, err := json.Marshal(j)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(j.key, v); err != nil {
+				return err
+			}
+			jobs, targets = append(jobs, j), append(targets, t)
+		}
+		return nil
+	})
+	if err != nil {
+		res.Err = fmt.Errorf("persist upload jobs: %w", err)
+		return res
+	}
+	for _, name := range res.Dropped {
+		a.count("fabrik_upload_dropped_total", name)
+		a.opts.Logger.Warn("upload queue full: write-through dropped", "upstream", name, "ref", m.Ref.String())
+	}
+	for i, j := range jobs {
+		t := targets[i]
+		t.pending = append(t.pending, j)
+		t.depth.Add(1)
+		a.dispatch(ctx, t)
+	}
+	return res
+}
+
+// dispatch starts uploads while the target has idle workers.
+func (a *Actor) dispatch(ctx actor.Context, t *target) {
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	for t.active < t.Workers && len(t.pending) > 0 {
+		j := t.pending[0]
+		t.pending = t.pending[1:]
+		t.active++
+		go func() {
+			root.Send(self, &jobDone{t: t, j: j, err: a.upload(t, j)})
+		}()
+	}
+}
+
+// upload streams the blob from the local store to the upstream. It runs in
+// a worker goroutine and touches no actor state.
+func (a *Actor) upload(t *target, j *job) error {
+	meta, body, err := a.opts.Store.Open(messages.Ref{Namespace: messages.CAS, Key: j.Meta.Hash})
+	if err != nil {
+		return fmt.Errorf("%w: local blob: %w", errGone, err)
+	}
+	defer body.Close()
+	// A slow link must not fail a large upload: allow 1 MiB/s on top of the
+	// upstream's request timeout.
+	timeout := t.Timeout + time.Duration(meta.Size/(1<<20))*time.Second
+	if t.Timeout <= 0 {
+		timeout += 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m := j.Meta
+	m.Size, m.Hash = meta.Size, meta.Hash
+	return t.Tier.Put(ctx, j.Ref, m, body)
+}
+
+var errGone = errors.New("blob no longer stored locally")
+
+func (a *Actor) finish(ctx actor.Context, d *jobDone) {
+	t := d.t
+	t.active--
+	switch {
+	case d.err == nil:
+		a.forget(t, d.j)
+		a.count("fabrik_upload_completed_total", t.name)
+	case errors.Is(d.err, errGone):
+		a.forget(t, d.j)
+		a.count("fabrik_upload_failures_total", t.name)
+		a.opts.Logger.Warn("upload dropped: blob evicted before upload", "upstream", t.name, "ref", d.j.Ref.String())
+	default:
+		d.j.attempts++
+		if d.j.attempts >= a.opts.MaxAttempts {
+			a.forget(t, d.j)
+			a.count("fabrik_upload_failures_total", t.name)
+			a.opts.Logger.Error("upload failed permanently", "upstream", t.name, "ref", d.j.Ref.String(), "attempts", d.j.attempts, "err", d.err)
+			break
+		}
+		a.count("fabrik_upload_retries_total", t.name)
+		delay := backoff(a.opts.BaseBackoff, d.j.attempts)
+		self, root, j := ctx.Self(), ctx.ActorSystem().Root, d.j
+		time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
+	}
+	a.dispatch(ctx, t)
+}
+
+// forget removes a finished job from Badger and from the depth gauge.
+func (a *Actor) forget(t *target, j *job) {
+	t.depth.Add(-1)
+	if err := a.opts.Store.DB().Update(func(txn *badger.Txn) error { return txn.Delete(j.key) }); err != nil {
+		a.opts.Logger.Warn("removing finished upload job failed", "err", err)
+	}
+}
+
+func (a *Actor) count(name, upstream string) {
+	if a.opts.Metrics != nil {
+		a.opts.Metrics.Counter(fmt.Sprintf(`%s{upstream=%q}`, name, upstream)).Inc()
+	}
+}
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base << min(attempt-1, 16)
+	return min(d, 5*time.Minute)
+}
+
+// makeKey is q/<upstream>/<seq>: the big-endian sequence keeps the queue in
+// arrival order when it is read back.
+func makeKey(name string, seq uint64) []byte {
+	k := append([]byte(queuePrefix+name+"/"), make([]byte, 8)...)
+	binary.BigEndian.PutUint64(k[len(k)-8:], seq)
+	return k
+}
+
+func parseKey(k []byte) (string, uint64, bool) {
+	if len(k) < len(queuePrefix)+10 {
+		return "", 0, false
+	}
+	name := string(k[len(queuePrefix) : len(k)-9])
+	return name, binary.BigEndian.Uint64(k[len(k)-8:]), true
+}

@@ -1,0 +1,60 @@
+// Command fabrik-node is the one binary of every Fabrik layer: an edge next
+// to the build (default), a regional node behind a load balancer, and the
+// one-shot commands (config, bazel, health, ...).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/tuist/fabrik-node/config/configcmd"
+	"github.com/tuist/fabrik-node/node"
+)
+
+const usage = `fabrik-node: a multi-layer build cache.
+
+Usage:
+  fabrik-node [--role edge|regional] [--config FILE] [--log-level LEVEL] [--config-SECTION-KEY VALUE ...]
+  fabrik-node daemon ...        run an edge (same flags)
+  fabrik-node server ...        run a regional node (same flags)
+  fabrik-node config validate|generate|show ...
+  fabrik-node health [--url URL] check a running node's /health
+  fabrik-node --version
+
+Configuration precedence: --config-* flags > FABRIK_CONFIG_* env > config file > defaults.
+The config file is --config, FABRIK_CONFIG_PATH, ./fabrik.toml (searched upwards),
+or $XDG_CONFIG_HOME/fabrik/config.toml.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cwd, _ := os.Getwd()
+	if len(args) > 0 {
+		switch args[0] {
+		case "--version", "version":
+			fmt.Println("fabrik-node", node.Version)
+			return 0
+		case "-h", "--help", "help":
+			fmt.Print(usage)
+			return 0
+		case "config":
+			return configcmd.Run(args[1:], os.Stdout, os.Stderr, os.Environ(), cwd)
+		case "health":
+			return healthCommand(args[1:])
+		case "daemon":
+			return serve(append([]string{"--role", "edge"}, args[1:]...), cwd)
+		case "server":
+			return serve(append([]string{"--role", "regional"}, args[1:]...), cwd)
+		}
+	}
+	return serve(args, cwd)
+}
+
+// fail prints a CLI error and returns exit code 2 (usage or configuration).
+func fail(format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "[fabrik] "+format+"\n", a...)
+	return 2
+}

@@ -1,0 +1,72 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/store"
+)
+
+// routerCache is the node's adapters.Cache: every call is one Ask to the
+// router actor. Staging needs no actor: it only creates a temp file.
+type routerCache struct {
+	router actors.Ref
+	stager *store.Stager
+}
+
+func (c *routerCache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
+	res, err := c.router.Ask(ctx, &messages.Get{Ref: ref})
+	if err != nil {
+		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
+	}
+	r, ok := res.(*messages.GetResult)
+	if !ok {
+		return nil, fmt.Errorf("router answered Get with %T", res)
+	}
+	return r, nil
+}
+
+func (c *routerCache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+	res, err := c.router.Ask(ctx, &messages.Stat{Ref: ref})
+	if err != nil {
+		return &messages.StatResult{}, nil
+	}
+	r, ok := res.(*messages.StatResult)
+	if !ok {
+		return nil, fmt.Errorf("router answered Stat with %T", res)
+	}
+	return r, nil
+}
+
+func (c *routerCache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
+	return c.stager.New(expectHash, expectSize)
+}
+
+func (c *routerCache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
+	res, err := c.router.Ask(ctx, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
+	if err != nil {
+		blob.Discard()
+		return fmt.Errorf("store %s: %w", ref, err)
+	}
+	r, ok := res.(*messages.PutResult)
+	if !ok {
+		return fmt.Errorf("router answered Put with %T", res)
+	}
+	return r.Err
+}
+
+func (c *routerCache) Delete(ctx context.Context, ref messages.Ref) error {
+	res, err := c.router.Ask(ctx, &messages.Delete{Ref: ref})
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", ref, err)
+	}
+	if r, ok := res.(*messages.DeleteResult); ok {
+		return r.Err
+	}
+	return nil
+}
+
+var _ adapters.Cache = (*routerCache)(nil)

@@ -1,0 +1,267 @@
+// Package node builds a whole fabrik-node from a config: the store, the
+// actors (local tier, upstream tiers, upload pool, router, listeners) and the
+// adapters for its role. Tests and the CLI build nodes the same way:
+// New -> Start -> (Addr, Cache) -> Stop.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/actors/listener"
+	"github.com/tuist/fabrik-node/actors/local"
+	"github.com/tuist/fabrik-node/actors/router"
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/config"
+	"github.com/tuist/fabrik-node/metrics"
+	"github.com/tuist/fabrik-node/ops"
+	"github.com/tuist/fabrik-node/store"
+)
+
+// Version is stamped by the build (-ldflags "-X .../node.Version=...").
+var Version = "0.1.0-dev"
+
+// Options describe the node to build.
+type Options struct {
+	Role   config.Role
+	Config config.Config
+	Logger *slog.Logger
+}
+
+// Node is one running fabrik-node.
+type Node struct {
+	opts    Options
+	cfg     config.Config
+	log     *slog.Logger
+	started time.Time
+	ready   atomic.Bool
+
+	sys     *actors.System
+	store   *store.Store
+	metrics *metrics.Set
+	cache   *routerCache
+	local   actors.Ref
+	router  actors.Ref
+	// stopOrder lists actors in the order they must stop: listeners first
+	// (drain clients), then the router, the pool and the tiers.
+	stopOrder []actors.Ref
+	addrs     map[string]string
+	closers   []func()
+}
+
+// New validates the options; Start does the work.
+func New(opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Role == "" {
+		opts.Role = config.RoleEdge
+	}
+	if opts.Role != config.RoleEdge && opts.Role != config.RoleRegional {
+		return nil, fmt.Errorf("unknown role %q: use edge or regional", opts.Role)
+	}
+	return &Node{opts: opts, cfg: opts.Config, log: opts.Logger, addrs: map[string]string{}}, nil
+}
+
+// Start opens the store, spawns the actors and starts every listener. On
+// error everything already started is stopped again: a node never runs
+// half-configured.
+func (n *Node) Start() (err error) {
+	n.started = time.Now()
+	defer func() {
+		if err != nil {
+			n.Stop(context.Background())
+		}
+	}()
+	n.sys = actors.NewSystem()
+	c := n.cfg.Cache
+	n.store, err = store.Open(store.Options{
+		Dir:        c.Dir,
+		MaxSize:    int64(c.MaxSize),
+		Policy:     c.EvictionPolicy,
+		DefaultTTL: c.DefaultTTL.D(),
+		Fsync:      c.Fsync,
+		Logger:     n.log,
+		OnEvict:    n.onEvict,
+	})
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", c.Dir, err)
+	}
+	n.metrics = metrics.New(
+		func() float64 { b, _ := n.store.Usage(); return float64(b) },
+		func() float64 { _, o := n.store.Usage(); return float64(o) },
+	)
+	n.local, err = n.sys.Spawn("local", local.New(n.store, c.DefaultTTL.D(), time.Minute, n.log))
+	if err != nil {
+		return err
+	}
+	ups, err := n.startUpstreams()
+	if err != nil {
+		return err
+	}
+	n.router, err = n.sys.Spawn("router", router.New(router.Options{
+		Local:     n.local,
+		Stager:    n.store.Stager(),
+		Upstreams: ups.tiers,
+		Uploads:   ups.pool,
+		Metrics:   n.metrics,
+		Logger:    n.log,
+	}))
+	if err != nil {
+		return err
+	}
+	// Stop order is the reverse of dependencies: the router before what it
+	// calls, the pool before the tiers it uploads to.
+	n.stopOrder = append([]actors.Ref{n.router}, ups.pool)
+	n.stopOrder = append(n.stopOrder, ups.actors...)
+	n.stopOrder = append(n.stopOrder, n.local)
+	n.cache = &routerCache{router: n.router, stager: n.store.Stager()}
+
+	if err := n.startListeners(); err != nil {
+		return err
+	}
+	n.ready.Store(true)
+	n.log.Info("fabrik-node started", "role", string(n.opts.Role), "version", Version, "cache_dir", c.Dir, "upstreams", len(ups.tiers))
+	return nil
+}
+
+// startListeners opens the role's listeners and hands each to a listener
+// actor.
+func (n *Node) startListeners() error {
+	obs := n.cfg.Observability
+	grace := n.cfg.Runtime.GracefulShutdownTimeout.D()
+	var guard adapters.Guard // auth plugs in here
+
+	health := http.NewServeMux()
+	(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load}).Routes(health)
+	if err := n.serveHTTP("health", obs.HealthBind, health, grace); err != nil {
+		return err
+	}
+	api := http.NewServeMux()
+	(&ops.Metrics{Set: n.metrics, Guard: guard}).Routes(api)
+	if err := n.serveHTTP("api", apiBind(obs), api, grace); err != nil {
+		return err
+	}
+	switch n.opts.Role {
+	case config.RoleEdge:
+		return n.startEdgeAdapters(guard, grace)
+	case config.RoleRegional:
+		return n.startRegional(grace)
+	}
+	return nil
+}
+
+func apiBind(o config.ObservabilityConfig) string {
+	if o.APIBind == "" {
+		return o.MetricsBind
+	}
+	return o.APIBind
+}
+
+// serveHTTP listens on addr and spawns the actor that owns the listener.
+func (n *Node) serveHTTP(name, addr string, h http.Handler, grace time.Duration) error {
+	if addr == "" {
+		return nil
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	return n.serve(name, addr, srv, grace)
+}
+
+func (n *Node) serve(name, addr string, srv listener.Server, grace time.Duration) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for %s on %s: %w", name, addr, err)
+	}
+	n.addrs[name] = ln.Addr().String()
+	ref, err := n.sys.Spawn("listener-"+name, listener.New(name, ln, srv, grace, n.log))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// Listeners stop first so clients drain before the router goes away.
+	n.stopOrder = append([]actors.Ref{ref}, n.stopOrder...)
+	return nil
+}
+
+// Addr returns the bound address of a listener ("health", "api", "http",
+// "grpc", "fabrik"), useful when the config asked for port 0.
+func (n *Node) Addr(name string) string { return n.addrs[name] }
+
+// Cache is the node's router seen as an adapters.Cache (tests, wrappers).
+func (n *Node) Cache() adapters.Cache { return n.cache }
+
+// Store exposes the local store to the operations API.
+func (n *Node) Store() *store.Store { return n.store }
+
+// Metrics exposes the node's metric set.
+func (n *Node) Metrics() *metrics.Set { return n.metrics }
+
+// Ready reports whether the node serves requests.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// Stop drains listeners, stops actors in dependency order and closes the
+// store. Safe to call on a partly started node.
+func (n *Node) Stop(ctx context.Context) error {
+	n.ready.Store(false)
+	if n.sys != nil {
+		for _, ref := range n.stopOrder {
+			n.sys.Stop(ref)
+		}
+		n.stopOrder = nil
+	}
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	n.closers = nil
+	var err error
+	if n.store != nil {
+		err = n.store.Close()
+		n.store = nil
+	}
+	if n.sys != nil {
+		n.sys.Shutdown()
+		n.sys = nil
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) onEvict(e store.EvictEvent) {
+	if n.metrics != nil {
+		n.metrics.Evicted(1)
+	}
+}
+
+// stateDir is where node-private state lives next to the store.
+func (n *Node) stateDir(parts ...string) string {
+	return filepath.Join(append([]string{n.cfg.Cache.Dir}, parts...)...)
+}
+
+// Apply adopts the live keys of a reloaded config (config.LiveKeys): size
+// bound, eviction policy and TTL now; auth keys through the authenticator.
+func (n *Node) Apply(cfg config.Config) error {
+	res, err := n.local.Ask(context.Background(), &local.SetLimits{
+		MaxSize: int64(cfg.Cache.MaxSize),
+		Policy:  cfg.Cache.EvictionPolicy,
+		TTL:     cfg.Cache.DefaultTTL.D(),
+	})
+	if err != nil {
+		return fmt.Errorf("apply cache limits: %w", err)
+	}
+	if e, ok := res.(error); ok && e != nil {
+		return fmt.Errorf("apply cache limits: %w", e)
+	}
+	n.cfg.Cache.MaxSize, n.cfg.Cache.EvictionPolicy, n.cfg.Cache.DefaultTTL = cfg.Cache.MaxSize, cfg.Cache.EvictionPolicy, cfg.Cache.DefaultTTL
+	n.cfg.Observability.LogLevel = cfg.Observability.LogLevel
+	return nil
+}

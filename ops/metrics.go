@@ -1,0 +1,22 @@
+package ops
+
+import (
+	"net/http"
+
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/metrics"
+)
+
+// Metrics serves GET /metrics in Prometheus text format.
+type Metrics struct {
+	Set   *metrics.Set
+	Guard adapters.Guard
+}
+
+// Routes registers /metrics.
+func (m *Metrics) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /metrics", m.Guard.Wrap(adapters.Read, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		m.Set.WritePrometheus(w)
+	})))
+}

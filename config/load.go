@@ -152,6 +152,11 @@ func newLoader(opts LoadOptions) *loader {
 	return ld
 }
 
+// overrideText is a value from an environment variable or flag: always text,
+// parsed by the key's type ("false" for a bool), where a file's value arrives
+// already typed by TOML.
+type overrideText string
+
 // set stores text or a decoded TOML value at key and records its source.
 // Relative paths resolve against base: the config file's directory for
 // file values, the working directory for overrides.
@@ -160,8 +165,8 @@ func (ld *loader) set(key string, value any, source, base string) error {
 	if err != nil {
 		return err
 	}
-	if s, ok := value.(string); ok {
-		err = setString(v, s)
+	if s, ok := value.(overrideText); ok {
+		err = setString(v, string(s))
 	} else {
 		err = setRaw(v, value)
 	}
@@ -211,12 +216,12 @@ func (ld *loader) applyEnv() {
 			ld.problems = append(ld.problems, Problem{Message: msg, Origin: origin})
 			continue
 		}
-		if err := ld.set(key, ld.env[name], origin, ld.opts.Cwd); err != nil {
+		if err := ld.set(key, overrideText(ld.env[name]), origin, ld.opts.Cwd); err != nil {
 			ld.problems = append(ld.problems, valueProblem(key, err, origin))
 		}
 	}
 	if lvl := ld.env["FABRIK_LOG_LEVEL"]; lvl != "" {
-		_ = ld.set("observability.log_level", lvl, "env FABRIK_LOG_LEVEL", ld.opts.Cwd)
+		_ = ld.set("observability.log_level", overrideText(lvl), "env FABRIK_LOG_LEVEL", ld.opts.Cwd)
 	}
 }
 

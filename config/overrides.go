@@ -85,7 +85,7 @@ func (ld *loader) applyFlags(flags []flag) {
 		if !f.hasValue {
 			value = "true" // a lone flag: only booleans accept it
 		}
-		if err := ld.set(key, value, origin, ld.opts.Cwd); err != nil {
+		if err := ld.set(key, overrideText(value), origin, ld.opts.Cwd); err != nil {
 			ld.problems = append(ld.problems, valueProblem(key, err, origin))
 		}
 	}
@@ -95,7 +95,7 @@ func (ld *loader) applyFlags(flags []flag) {
 				Message: "--log-level needs a value: debug, info, warn or error", Origin: "flag --log-level"})
 			return
 		}
-		_ = ld.set("observability.log_level", logLevel.value, "flag --log-level", ld.opts.Cwd)
+		_ = ld.set("observability.log_level", overrideText(logLevel.value), "flag --log-level", ld.opts.Cwd)
 	}
 }
 
@@ -109,7 +109,7 @@ func (ld *loader) applyFallbacks() {
 		}
 		for _, n := range names {
 			if v := ld.env[n]; v != "" {
-				_ = ld.set(key, v, "env "+n, ld.opts.Cwd)
+				_ = ld.set(key, overrideText(v), "env "+n, ld.opts.Cwd)
 				return
 			}
 		}

@@ -13,10 +13,12 @@ import (
 // the same wherever it is written.
 func setRaw(v reflect.Value, raw any) error {
 	if s, ok := raw.(string); ok {
-		if v.Type() == stringsType {
-			return typeError(v.Type(), raw)
+		// TOML has real booleans, numbers and lists; a quoted "true" in a
+		// file is a mistake worth saying, unlike in an environment variable.
+		if v.Kind() == reflect.String || v.Type() == byteSizeType || v.Type() == durationType {
+			return setString(v, s)
 		}
-		return setString(v, s)
+		return typeError(v.Type(), raw)
 	}
 	switch v.Type() {
 	case byteSizeType:

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-		"strconv"
+	"strconv"
 	"strings"
 	"testing"
 

@@ -12,8 +12,10 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -133,6 +135,20 @@ type AuthConfig struct {
 	// FABRIK_TOKEN is the fallback). TokenFile reads it from a file instead.
 	Token     string `toml:"token" fabrik:"secret"`
 	TokenFile string `toml:"token_file" fabrik:"path"`
+}
+
+// ResolveToken returns the node's own token: Token (which already includes
+// the FABRIK_TOKEN fallback) or else the trimmed contents of TokenFile; ""
+// when neither is set.
+func (a AuthConfig) ResolveToken() (string, error) {
+	if a.Token != "" || a.TokenFile == "" {
+		return a.Token, nil
+	}
+	b, err := os.ReadFile(a.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("reading auth.token_file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // BuildToolsConfig configures the edge's adapters.

@@ -296,3 +296,27 @@ access_key = "FILEKEY"
 		t.Errorf("FABRIK_CONFIG_AUTH_TOKEN must beat FABRIK_TOKEN: %v %q", err, l.Config.Auth.Token)
 	}
 }
+
+func TestSplitArgs(t *testing.T) {
+	args := []string{"--role", "edge", "--config-cache-dir", "/x", "--config-cache-fsync", "build",
+		"--config=/c.toml", "--log-level", "debug", "--version", "--config-upstream-0-url=grpc://a:1", "--", "--config-cache-dir", "/y"}
+	cfg, rest := SplitArgs(args)
+	wantCfg := []string{"--config-cache-dir", "/x", "--config-cache-fsync", "--config=/c.toml", "--log-level", "debug", "--config-upstream-0-url=grpc://a:1"}
+	wantRest := []string{"--role", "edge", "build", "--version", "--", "--config-cache-dir", "/y"}
+	if strings.Join(cfg, " ") != strings.Join(wantCfg, " ") || strings.Join(rest, " ") != strings.Join(wantRest, " ") {
+		t.Errorf("SplitArgs:\n cfg  %q\n rest %q", cfg, rest)
+	}
+}
+
+func TestResolveToken(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "p", "fabrik.toml"), "[auth]\ntoken_file = \".fabrik.token\"\n")
+	writeFile(t, filepath.Join(dir, "p", ".fabrik.token"), "tok-from-file\n")
+	l, err := Load(LoadOptions{Path: path, Cwd: dir, Home: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := l.Config.Auth.ResolveToken(); err != nil || tok != "tok-from-file" {
+		t.Errorf("token %q, %v", tok, err)
+	}
+}

@@ -12,6 +12,40 @@ type flag struct {
 	hasValue    bool
 }
 
+// SplitArgs separates the configuration flags (--config-*, --config PATH,
+// --log-level) with their values from the rest of a command line, so a CLI
+// can hand the first part to Load and parse the rest with its own flag set.
+// Everything from "--" on stays in rest.
+func SplitArgs(args []string) (configArgs, rest []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return configArgs, append(rest, args[i:]...)
+		}
+		name, _, hasValue := strings.Cut(a, "=")
+		if !isConfigFlag(name) {
+			rest = append(rest, a)
+			continue
+		}
+		configArgs = append(configArgs, a)
+		if !hasValue && takesNext(name, args, i) {
+			configArgs = append(configArgs, args[i+1])
+			i++
+		}
+	}
+	return configArgs, rest
+}
+
+func isConfigFlag(name string) bool {
+	return name == "--config" || name == "--log-level" || strings.HasPrefix(name, "--config-")
+}
+
+// takesNext reports whether the flag at args[i], written without "=",
+// consumes args[i+1] as its value.
+func takesNext(name string, args []string, i int) bool {
+	return i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") && !isBoolFlag(name, args[i+1])
+}
+
 // parseArgs picks the configuration flags out of a command line: --config-*
 // overrides, --log-level and --config PATH. Values come as "--flag=value"
 // or "--flag value"; a boolean flag may stand alone ("--config-cache-fsync").
@@ -22,10 +56,10 @@ func (ld *loader) parseArgs(args []string) (flags []flag, path string) {
 			break
 		}
 		name, value, hasValue := strings.Cut(a, "=")
-		if name != "--config" && name != "--log-level" && !strings.HasPrefix(name, "--config-") {
+		if !isConfigFlag(name) {
 			continue
 		}
-		if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") && !ld.isBoolFlag(name, args[i+1]) {
+		if !hasValue && takesNext(name, args, i) {
 			value, hasValue = args[i+1], true
 			i++
 		}
@@ -40,7 +74,7 @@ func (ld *loader) parseArgs(args []string) (flags []flag, path string) {
 
 // isBoolFlag reports whether name is a boolean flag that should not swallow
 // next as its value ("--config-cache-fsync build" keeps "build").
-func (ld *loader) isBoolFlag(name, next string) bool {
+func isBoolFlag(name, next string) bool {
 	rest, ok := strings.CutPrefix(name, "--config-")
 	if !ok {
 		return false

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/adapters/gradle"
 )
@@ -26,7 +28,8 @@ func (n *Node) startEdgeAdapters(guard adapters.Guard, grace time.Duration) erro
 	return n.serveHTTP("http", bt.HTTPBind, mux, grace)
 }
 
-// startRegional serves the Fabrik protocol (wired when the protocol lands).
-func (n *Node) startRegional(grace time.Duration) error {
+// grpcServerOptions are the options every gRPC listener of the node shares
+// (auth interceptors, message limits).
+func (n *Node) grpcServerOptions() []grpc.ServerOption {
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/actors/local"
@@ -47,7 +49,7 @@ type Node struct {
 	sys     *actors.System
 	store   *store.Store
 	metrics *metrics.Set
-	cache   *routerCache
+	cache   *router.Cache
 	local   actors.Ref
 	router  actors.Ref
 	// stopOrder lists actors in the order they must stop: listeners first
@@ -55,6 +57,9 @@ type Node struct {
 	stopOrder []actors.Ref
 	addrs     map[string]string
 	closers   []func()
+	// upstreamCreds is the node's machine token for its upstreams (nil when
+	// none is configured).
+	upstreamCreds credentials.PerRPCCredentials
 }
 
 // New validates the options; Start does the work.
@@ -123,7 +128,7 @@ func (n *Node) Start() (err error) {
 	n.stopOrder = append([]actors.Ref{n.router}, ups.pool)
 	n.stopOrder = append(n.stopOrder, ups.actors...)
 	n.stopOrder = append(n.stopOrder, n.local)
-	n.cache = &routerCache{router: n.router, stager: n.store.Stager()}
+	n.cache = router.NewCache(n.router, n.store.Stager())
 
 	if err := n.startListeners(); err != nil {
 		return err
@@ -150,11 +155,13 @@ func (n *Node) startListeners() error {
 	if err := n.serveHTTP("api", apiBind(obs), api, grace); err != nil {
 		return err
 	}
-	switch n.opts.Role {
-	case config.RoleEdge:
+	if n.opts.Role == config.RoleRegional || n.cfg.Fabrik.Enabled {
+		if err := n.startFabrik(grace); err != nil {
+			return err
+		}
+	}
+	if n.opts.Role == config.RoleEdge {
 		return n.startEdgeAdapters(guard, grace)
-	case config.RoleRegional:
-		return n.startRegional(grace)
 	}
 	return nil
 }

@@ -65,6 +65,9 @@ type Actor struct {
 // New returns a producer for the local tier actor. sweepEvery is how often
 // expired artifacts are removed (0 disables the sweep).
 func New(s *store.Store, ttl, sweepEvery time.Duration, log *slog.Logger) func() actor.Actor {
+	if log == nil {
+		log = slog.Default()
+	}
 	return func() actor.Actor {
 		return &Actor{store: s, ttl: ttl, interval: sweepEvery, log: log}
 	}

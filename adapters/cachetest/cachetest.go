@@ -1,100 +1,57 @@
-// Package cachetest gives adapter tests a real adapters.Cache on a temporary
-// directory, so protocol tests exercise real staging, hashing and disk I/O.
-//
-// Temporary: until the node package can build a whole node in-process, the
-// cache below stores committed blobs as plain files. New keeps its signature
-// when it switches to node.New, so adapter tests need no change.
+// Package cachetest gives adapter and tier tests a real adapters.Cache: a
+// real store (Badger and blob files in a temporary directory) behind the
+// real local tier actor and router actor, the same read and write path a
+// node uses, without the listeners. (It cannot build a whole node: the node
+// imports the adapters whose tests use this package.)
 package cachetest
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 
+	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/actors/local"
+	"github.com/tuist/fabrik-node/actors/router"
 	"github.com/tuist/fabrik-node/adapters"
-	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
-	"github.com/tuist/fabrik-node/tier"
 )
+
+// Options tune the cache under test.
+type Options struct {
+	// MaxSize bounds the store (default 1 GiB).
+	MaxSize int64
+}
 
 // New returns an empty cache that lives as long as the test.
 func New(t testing.TB) adapters.Cache {
-	dir := t.TempDir()
-	st, err := store.NewStager(filepath.Join(dir, "tmp"), false)
+	c, _ := NewWithStore(t, Options{})
+	return c
+}
+
+// NewWithStore also returns the store, for tests that inspect it.
+func NewWithStore(t testing.TB, opts Options) (adapters.Cache, *store.Store) {
+	t.Helper()
+	if opts.MaxSize <= 0 {
+		opts.MaxSize = 1 << 30
+	}
+	st, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "cache"), MaxSize: opts.MaxSize, Policy: "lru"})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	sys := actors.NewSystem()
+	lt, err := sys.Spawn("local", local.New(st, 0, 0, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fileCache{dir: dir, stager: st}
-}
-
-type fileCache struct {
-	mu     sync.Mutex
-	dir    string
-	stager *store.Stager
-}
-
-func (c *fileCache) path(ref messages.Ref) string {
-	return filepath.Join(c.dir, "blobs", strings.ReplaceAll(ref.String(), "/", "_"))
-}
-
-func (c *fileCache) Get(_ context.Context, ref messages.Ref) (*messages.GetResult, error) {
-	meta, err := c.meta(ref)
+	rt, err := sys.Spawn("router", router.New(router.Options{Local: lt, Stager: st.Stager()}))
 	if err != nil {
-		return &messages.GetResult{}, nil
+		t.Fatal(err)
 	}
-	f, err := os.Open(c.path(ref))
-	if err != nil {
-		return &messages.GetResult{}, nil
-	}
-	return &messages.GetResult{Found: true, Meta: meta, Body: f, Tier: "local"}, nil
-}
-
-func (c *fileCache) meta(ref messages.Ref) (messages.Meta, error) {
-	var m messages.Meta
-	b, err := os.ReadFile(c.path(ref) + ".meta")
-	if err != nil {
-		return m, tier.ErrNotFound
-	}
-	return m, json.Unmarshal(b, &m)
-}
-
-func (c *fileCache) Stat(_ context.Context, ref messages.Ref) (*messages.StatResult, error) {
-	meta, err := c.meta(ref)
-	if err != nil {
-		return &messages.StatResult{}, nil
-	}
-	return &messages.StatResult{Found: true, Meta: meta, Tier: "local"}, nil
-}
-
-func (c *fileCache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
-	return c.stager.New(expectHash, expectSize)
-}
-
-func (c *fileCache) Put(_ context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
-	defer blob.Discard()
-	if ref.IsCAS() && ref.Key != blob.Hash() {
-		return fmt.Errorf("%w: CAS key %s does not match content hash %s", tier.ErrInvalid, ref.Key, blob.Hash())
-	}
-	meta.Hash, meta.Size = blob.Hash(), blob.Size()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := os.MkdirAll(filepath.Join(c.dir, "blobs"), 0o755); err != nil {
-		return err
-	}
-	if err := os.Rename(blob.Path(), c.path(ref)); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(meta)
-	return os.WriteFile(c.path(ref)+".meta", b, 0o644)
-}
-
-func (c *fileCache) Delete(_ context.Context, ref messages.Ref) error {
-	os.Remove(c.path(ref))
-	os.Remove(c.path(ref) + ".meta")
-	return nil
+	t.Cleanup(func() {
+		sys.Stop(rt)
+		sys.Stop(lt)
+		sys.Shutdown()
+		st.Close()
+	})
+	return router.NewCache(rt, st.Stager()), st
 }

@@ -1,4 +1,4 @@
-package node
+package router
 
 import (
 	"context"
@@ -10,14 +10,19 @@ import (
 	"github.com/tuist/fabrik-node/store"
 )
 
-// routerCache is the node's adapters.Cache: every call is one Ask to the
-// router actor. Staging needs no actor: it only creates a temp file.
-type routerCache struct {
+// Cache is the adapters.Cache every adapter uses: each call is one Ask to
+// the router actor. Staging needs no actor: it only creates a temp file.
+type Cache struct {
 	router actors.Ref
 	stager *store.Stager
 }
 
-func (c *routerCache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
+// NewCache returns the Cache for the router at ref.
+func NewCache(ref actors.Ref, stager *store.Stager) *Cache {
+	return &Cache{router: ref, stager: stager}
+}
+
+func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
 	res, err := c.router.Ask(ctx, &messages.Get{Ref: ref})
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
@@ -29,7 +34,7 @@ func (c *routerCache) Get(ctx context.Context, ref messages.Ref) (*messages.GetR
 	return r, nil
 }
 
-func (c *routerCache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
 	res, err := c.router.Ask(ctx, &messages.Stat{Ref: ref})
 	if err != nil {
 		return &messages.StatResult{}, nil
@@ -41,11 +46,11 @@ func (c *routerCache) Stat(ctx context.Context, ref messages.Ref) (*messages.Sta
 	return r, nil
 }
 
-func (c *routerCache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
+func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
 	return c.stager.New(expectHash, expectSize)
 }
 
-func (c *routerCache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
+func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
 	res, err := c.router.Ask(ctx, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
 	if err != nil {
 		blob.Discard()
@@ -58,7 +63,7 @@ func (c *routerCache) Put(ctx context.Context, ref messages.Ref, meta messages.M
 	return r.Err
 }
 
-func (c *routerCache) Delete(ctx context.Context, ref messages.Ref) error {
+func (c *Cache) Delete(ctx context.Context, ref messages.Ref) error {
 	res, err := c.router.Ask(ctx, &messages.Delete{Ref: ref})
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", ref, err)
@@ -69,4 +74,4 @@ func (c *routerCache) Delete(ctx context.Context, ref messages.Ref) error {
 	return nil
 }
 
-var _ adapters.Cache = (*routerCache)(nil)
+var _ adapters.Cache = (*Cache)(nil)

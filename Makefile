@@ -1,0 +1,49 @@
+# fabrik-node: one binary for every layer of the build cache.
+# `make run` starts an edge on the embedded defaults; `make test` runs every
+# test, installing the real build tools the end-to-end tests need first.
+
+GO       ?= go
+BIN      := bin/fabrik-node
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X github.com/tuist/fabrik-node/node.Version=$(VERSION)
+PKGS     := $(shell $(GO) list ./... | grep -v /e2e)
+
+.PHONY: all build run test unit e2e tools bench lint proto clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fabrik-node
+
+# Runs an edge with no config: store under $XDG_CACHE_HOME/fabrik, Gradle,
+# Nx and Turborepo on 127.0.0.1:5071, Bazel on 127.0.0.1:9092, health on
+# 127.0.0.1:8888, metrics and API on 127.0.0.1:9091.
+run: build
+	./$(BIN) --role edge --log-level info
+
+# Everything: unit and integration tests, then end-to-end tests with real
+# clients. Tools are installed by the project's own script (idempotent).
+test: tools unit e2e
+
+unit:
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+e2e: tools
+	$(GO) test -count=1 -timeout 20m ./e2e/...
+
+tools:
+	bash scripts/install-tools.sh all
+
+bench: build
+	bash scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+proto:
+	bash scripts/gen-proto.sh
+
+clean:
+	rm -rf bin

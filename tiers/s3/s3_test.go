@@ -72,10 +72,35 @@ func countObjects(t *testing.T, srv *minio.Server, bucket, prefix string) int {
 	return len(out.Contents)
 }
 
-func TestRoundTripCASAndKeys(t *testing.T) {
+// TestTier runs the functional tests against one MinIO: starting a server
+// costs seconds, the tests themselves milliseconds. Each subtest has its own
+// bucket.
+func TestTier(t *testing.T) {
 	srv := minio.Start(t)
-	srv.CreateBucket(t, "cache")
-	tr := newTier(t, srv, "cache", "tenant-a", 10*time.Second)
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T, *minio.Server)
+	}{
+		{"RoundTripCASAndKeys", testRoundTripCASAndKeys},
+		{"MissIsNotFound", testMissIsNotFound},
+		{"DedupeTwoKeysOneBlob", testDedupeTwoKeysOneBlob},
+		{"TenantIsolation", testTenantIsolation},
+		{"PutRejectsWrongContent", testPutRejectsWrongContent},
+		{"TwoWritableBuckets", testTwoWritableBuckets},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, srv) })
+	}
+}
+
+// bucketFor names a subtest's bucket after the subtest.
+func bucketFor(t *testing.T) string {
+	name := t.Name()
+	return strings.ToLower(name[strings.LastIndex(name, "/")+1:])
+}
+
+func testRoundTripCASAndKeys(t *testing.T, srv *minio.Server) {
+	srv.CreateBucket(t, bucketFor(t))
+	tr := newTier(t, srv, bucketFor(t), "tenant-a", 10*time.Second)
 	ctx := context.Background()
 
 	data, meta := content(1, 5<<20+123) // multi-MiB, not a multiple of any buffer
@@ -133,10 +158,9 @@ func TestRoundTripCASAndKeys(t *testing.T) {
 	}
 }
 
-func TestMissIsNotFound(t *testing.T) {
-	srv := minio.Start(t)
-	srv.CreateBucket(t, "cache")
-	tr := newTier(t, srv, "cache", "", 10*time.Second)
+func testMissIsNotFound(t *testing.T, srv *minio.Server) {
+	srv.CreateBucket(t, bucketFor(t))
+	tr := newTier(t, srv, bucketFor(t), "", 10*time.Second)
 	ctx := context.Background()
 	_, meta := content(3, 10)
 	for _, ref := range []messages.Ref{{Namespace: messages.CAS, Key: meta.Hash}, {Namespace: "gradle", Key: "nope"}} {
@@ -155,10 +179,9 @@ func TestMissIsNotFound(t *testing.T) {
 	}
 }
 
-func TestDedupeTwoKeysOneBlob(t *testing.T) {
-	srv := minio.Start(t)
-	srv.CreateBucket(t, "cache")
-	tr := newTier(t, srv, "cache", "t/", 10*time.Second)
+func testDedupeTwoKeysOneBlob(t *testing.T, srv *minio.Server) {
+	srv.CreateBucket(t, bucketFor(t))
+	tr := newTier(t, srv, bucketFor(t), "t/", 10*time.Second)
 	ctx := context.Background()
 	data, meta := content(4, 100_000)
 	for _, k := range []string{"key-1", "key-2"} {
@@ -171,14 +194,14 @@ func TestDedupeTwoKeysOneBlob(t *testing.T) {
 	if err := tr.Put(ctx, messages.Ref{Namespace: "gradle", Key: "key-3"}, meta, failingReader{}); err != nil {
 		t.Fatalf("put of a stored blob read its body: %v", err)
 	}
-	if n := countObjects(t, srv, "cache", "t/cas/"); n != 1 {
+	if n := countObjects(t, srv, bucketFor(t), "t/cas/"); n != 1 {
 		t.Fatalf("%d cas objects, want 1", n)
 	}
-	if n := countObjects(t, srv, "cache", "t/keys/gradle/"); n != 3 {
+	if n := countObjects(t, srv, bucketFor(t), "t/keys/gradle/"); n != 3 {
 		t.Fatalf("%d key entries, want 3", n)
 	}
 	want := "t/cas/" + meta.Hash[:2] + "/" + meta.Hash
-	if _, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("cache"), Key: aws.String(want)}); err != nil {
+	if _, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucketFor(t)), Key: aws.String(want)}); err != nil {
 		t.Fatalf("blob not at %s: %v", want, err)
 	}
 }
@@ -187,8 +210,7 @@ type failingReader struct{}
 
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("body must not be read") }
 
-func TestTenantIsolation(t *testing.T) {
-	srv := minio.Start(t)
+func testTenantIsolation(t *testing.T, srv *minio.Server) {
 	srv.CreateBucket(t, "shared")
 	a := newTier(t, srv, "shared", "tenant-a/", 10*time.Second)
 	// "tenant-a" is a prefix of "tenant-ab": the trailing slash keeps them apart.
@@ -210,10 +232,9 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
-func TestPutRejectsWrongContent(t *testing.T) {
-	srv := minio.Start(t)
-	srv.CreateBucket(t, "cache")
-	tr := newTier(t, srv, "cache", "", 10*time.Second)
+func testPutRejectsWrongContent(t *testing.T, srv *minio.Server) {
+	srv.CreateBucket(t, bucketFor(t))
+	tr := newTier(t, srv, bucketFor(t), "", 10*time.Second)
 	ctx := context.Background()
 	_, meta := content(6, 4096)
 	other, _ := content(7, 4096)
@@ -226,12 +247,14 @@ func TestPutRejectsWrongContent(t *testing.T) {
 	if _, err := tr.Stat(ctx, ref); !errors.Is(err, tier.ErrNotFound) {
 		t.Fatalf("stat after rejected put: %v, want ErrNotFound", err)
 	}
-	if n := countObjects(t, srv, "cache", ""); n != 0 {
+	if n := countObjects(t, srv, bucketFor(t), ""); n != 0 {
 		t.Fatalf("%d objects after rejected put, want 0", n)
 	}
 	// A body shorter than declared fails instead of storing a truncated blob.
-	if err := tr.Put(ctx, ref, meta, onlyReader{bytes.NewReader(other[:100])}); err == nil {
-		t.Fatal("short body accepted")
+	for _, short := range []io.Reader{onlyReader{bytes.NewReader(other[:100])}, bytes.NewReader(other[:100])} {
+		if err := tr.Put(ctx, ref, meta, short); !errors.Is(err, tier.ErrInvalid) {
+			t.Fatalf("short body %T: %v, want ErrInvalid", short, err)
+		}
 	}
 	// A CAS key must be the content hash.
 	_, m2 := content(8, 10)
@@ -243,8 +266,7 @@ func TestPutRejectsWrongContent(t *testing.T) {
 	}
 }
 
-func TestTwoWritableBuckets(t *testing.T) {
-	srv := minio.Start(t)
+func testTwoWritableBuckets(t *testing.T, srv *minio.Server) {
 	srv.CreateBucket(t, "us-cache")
 	srv.CreateBucket(t, "eu-cache")
 	us := newTier(t, srv, "us-cache", "tenant/", 10*time.Second)

@@ -78,16 +78,25 @@ func (b *downloadBody) Close() error {
 }
 
 // uploadBody kicks the watchdog each time the HTTP transport comes back for
-// more bytes: that only happens once the server took the previous ones.
+// more bytes: that only happens once the server took the previous ones. It
+// also notices a body that ends before its declared size, which the
+// transport would otherwise report as an obscure retry failure.
 type uploadBody struct {
-	r io.Reader
-	w *watchdog
+	r     io.Reader
+	w     *watchdog
+	size  int64
+	n     int64
+	short bool
 }
 
 func (b *uploadBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	b.n += int64(n)
 	if n > 0 {
 		b.w.kick()
+	}
+	if err == io.EOF && b.n < b.size {
+		b.short = true
 	}
 	return n, err
 }
@@ -95,18 +104,27 @@ func (b *uploadBody) Read(p []byte) (int, error) {
 // seekableUploadBody keeps the caller's Seek so the SDK can rewind the body
 // and retry a failed attempt instead of giving up.
 type seekableUploadBody struct {
-	uploadBody
-	s io.Seeker
+	*uploadBody
+	s     io.Seeker
+	start int64
 }
 
 func (b *seekableUploadBody) Seek(offset int64, whence int) (int64, error) {
-	return b.s.Seek(offset, whence)
+	pos, err := b.s.Seek(offset, whence)
+	if err == nil {
+		b.n = pos - b.start
+	}
+	return pos, err
 }
 
-// wrapUpload returns body watched by w, seekable when body is.
-func wrapUpload(body io.Reader, w *watchdog) io.Reader {
+// wrapUpload returns body watched by w (seekable when body is) and the
+// wrapper, to ask afterwards whether the body was short.
+func wrapUpload(body io.Reader, size int64, w *watchdog) (io.Reader, *uploadBody) {
+	ub := &uploadBody{r: body, w: w, size: size}
 	if s, ok := body.(io.Seeker); ok {
-		return &seekableUploadBody{uploadBody{body, w}, s}
+		if start, err := s.Seek(0, io.SeekCurrent); err == nil {
+			return &seekableUploadBody{uploadBody: ub, s: s, start: start}, ub
+		}
 	}
-	return &uploadBody{body, w}
+	return ub, ub
 }

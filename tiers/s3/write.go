@@ -78,15 +78,19 @@ func (t *Tier) putBlob(w *watchdog, meta messages.Meta, body io.Reader) error {
 	}
 	key := t.blobKey(meta.Hash)
 	sum, _ := hex.DecodeString(meta.Hash) // validated by the caller
+	wrapped, ub := wrapUpload(body, meta.Size, w)
 	_, err := t.client.PutObject(w.ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(t.bucket),
 		Key:            aws.String(key),
-		Body:           wrapUpload(body, w),
+		Body:           wrapped,
 		ContentLength:  aws.Int64(meta.Size),
 		ContentType:    aws.String("application/octet-stream"),
 		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum)),
 	}, unsignedPayload)
 	if err != nil {
+		if ub.short {
+			return fmt.Errorf("s3 tier %q: put %s: %w: body shorter than %d bytes", t.name, key, tier.ErrInvalid, meta.Size)
+		}
 		return t.fail(w, "put", key, err)
 	}
 	return nil
@@ -136,12 +140,13 @@ func (t *Tier) putMultipart(w *watchdog, meta messages.Meta, body io.Reader) (er
 		}
 		w.kick()
 		h.Write(part)
+		partBody, _ := wrapUpload(bytes.NewReader(part), int64(len(part)), w)
 		out, err := t.client.UploadPart(w.ctx, &s3.UploadPartInput{
 			Bucket:        aws.String(t.bucket),
 			Key:           aws.String(key),
 			UploadId:      uploadID,
 			PartNumber:    aws.Int32(n),
-			Body:          wrapUpload(bytes.NewReader(part), w),
+			Body:          partBody,
 			ContentLength: aws.Int64(int64(len(part))),
 		}, unsignedPayload)
 		if err != nil {

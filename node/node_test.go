@@ -1,0 +1,245 @@
+package node
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tuist/fabrik-node/config"
+	"github.com/tuist/fabrik-node/messages"
+)
+
+// testConfig is a node config on loopback with OS-chosen ports.
+func testConfig(t *testing.T, role config.Role, dir string) config.Config {
+	t.Helper()
+	c := config.Default(role)
+	c.Cache.Dir = dir
+	c.Cache.Fsync = false
+	c.BuildTools.HTTPBind = "127.0.0.1:0"
+	c.BuildTools.GRPCBind = "127.0.0.1:0"
+	c.Observability.HealthBind = "127.0.0.1:0"
+	c.Observability.APIBind = "127.0.0.1:0"
+	c.Fabrik.Bind = "127.0.0.1:0"
+	c.Runtime.GracefulShutdownTimeout = config.Duration(2 * time.Second)
+	return c
+}
+
+func startNode(t *testing.T, role config.Role, c config.Config) *Node {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	n, err := New(Options{Role: role, Config: c, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatalf("start %s node: %v", role, err)
+	}
+	t.Cleanup(func() { n.Stop(t.Context()) })
+	return n
+}
+
+func upstream(url string) config.UpstreamConfig {
+	return config.UpstreamConfig{URL: url, Timeout: config.Duration(2 * time.Second), Workers: 2}
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gradlePut(t *testing.T, n *Node, key string, body []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, "http://"+n.Addr("http")+"/cache/"+key, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT %s: %s", key, resp.Status)
+	}
+}
+
+// gradleGet returns the body, or nil on 404.
+func gradleGet(t *testing.T, n *Node, key string) []byte {
+	t.Helper()
+	resp, err := http.Get("http://" + n.Addr("http") + "/cache/" + key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return b
+	case http.StatusNotFound:
+		return nil
+	}
+	t.Fatalf("GET %s: %s %s", key, resp.Status, b)
+	return nil
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func localHas(n *Node, ref messages.Ref) bool {
+	_, err := n.Store().Stat(ref)
+	return err == nil
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+const key1 = "0123456789abcdef0123456789abcdef"
+
+// TestEdgeRegionalRoundTrip: a PUT through edge A is written through to the
+// regional; a fresh edge B reads it through the regional, streams it to its
+// client and keeps a local copy.
+func TestEdgeRegionalRoundTrip(t *testing.T) {
+	regional := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	url := "grpc://" + regional.Addr("fabrik")
+
+	ca := testConfig(t, config.RoleEdge, t.TempDir())
+	ca.Upstream = []config.UpstreamConfig{upstream(url)}
+	a := startNode(t, config.RoleEdge, ca)
+	body := randomBytes(t, 3<<20+17)
+	gradlePut(t, a, key1, body)
+	ref := messages.Ref{Namespace: "gradle", Key: key1}
+	eventually(t, "write-through to the regional", func() bool { return localHas(regional, ref) })
+
+	cb := testConfig(t, config.RoleEdge, t.TempDir())
+	cb.Upstream = []config.UpstreamConfig{upstream(url)}
+	b := startNode(t, config.RoleEdge, cb)
+	if localHas(b, ref) {
+		t.Fatal("fresh edge already has the artifact")
+	}
+	got := gradleGet(t, b, key1)
+	if !bytes.Equal(got, body) {
+		t.Fatalf("edge B served %d bytes (sha %s), want %d (sha %s)", len(got), sha(got), len(body), sha(body))
+	}
+	eventually(t, "write-back into edge B's local tier", func() bool { return localHas(b, ref) })
+	hits, _ := b.Metrics().HitsMisses()
+	if hits != 1 {
+		t.Fatalf("edge B counted %d hits, want 1", hits)
+	}
+}
+
+// TestRegionalDownIsAMiss: a dead upstream makes reads misses, never errors,
+// and hits come back when it returns.
+func TestRegionalDownIsAMiss(t *testing.T) {
+	rdir := t.TempDir()
+	rc := testConfig(t, config.RoleRegional, rdir)
+	regional := startNode(t, config.RoleRegional, rc)
+	addr := regional.Addr("fabrik")
+	body := randomBytes(t, 64<<10)
+	put, err := regional.Cache().Stage("", int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put.Write(body)
+	if err := put.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := regional.Cache().Put(t.Context(), messages.Ref{Namespace: "gradle", Key: key1}, messages.Meta{}, put); err != nil {
+		t.Fatal(err)
+	}
+
+	ce := testConfig(t, config.RoleEdge, t.TempDir())
+	ce.Upstream = []config.UpstreamConfig{upstream("grpc://" + addr)}
+	edge := startNode(t, config.RoleEdge, ce)
+	regional.Stop(t.Context())
+
+	if got := gradleGet(t, edge, key1); got != nil {
+		t.Fatal("edge served an artifact while the regional is down")
+	}
+	rc.Fabrik.Bind = addr
+	startNode(t, config.RoleRegional, rc)
+	eventually(t, "hits after the regional restarted", func() bool {
+		return bytes.Equal(gradleGet(t, edge, key1), body)
+	})
+}
+
+// TestPendingUploadsSurviveRestart: write-through jobs queued while the
+// regional is down are persisted and completed by the restarted edge.
+func TestPendingUploadsSurviveRestart(t *testing.T) {
+	rc := testConfig(t, config.RoleRegional, t.TempDir())
+	regional := startNode(t, config.RoleRegional, rc)
+	addr := regional.Addr("fabrik")
+	regional.Stop(t.Context())
+
+	ce := testConfig(t, config.RoleEdge, t.TempDir())
+	ce.Upstream = []config.UpstreamConfig{upstream("grpc://" + addr)}
+	edge := startNode(t, config.RoleEdge, ce)
+	keys := []string{}
+	for i := range 5 {
+		k := fmt.Sprintf("%032x", i+1)
+		keys = append(keys, k)
+		gradlePut(t, edge, k, randomBytes(t, 10<<10))
+	}
+	if err := edge.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	rc.Fabrik.Bind = addr
+	regional = startNode(t, config.RoleRegional, rc)
+	startNode(t, config.RoleEdge, ce)
+	for _, k := range keys {
+		ref := messages.Ref{Namespace: "gradle", Key: k}
+		eventually(t, "queued upload of "+k, func() bool { return localHas(regional, ref) })
+	}
+}
+
+// TestReadOnlyUpstreamNeverWritten: a read_only upstream is read from but
+// never receives a PUT, while a writable one does.
+func TestReadOnlyUpstreamNeverWritten(t *testing.T) {
+	ro := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	rw := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	ce := testConfig(t, config.RoleEdge, t.TempDir())
+	roUp := upstream("grpc://" + ro.Addr("fabrik"))
+	roUp.ReadOnly = true
+	ce.Upstream = []config.UpstreamConfig{roUp, upstream("grpc://" + rw.Addr("fabrik"))}
+	edge := startNode(t, config.RoleEdge, ce)
+	gradlePut(t, edge, key1, randomBytes(t, 1000))
+	ref := messages.Ref{Namespace: "gradle", Key: key1}
+	eventually(t, "write-through to the writable upstream", func() bool { return localHas(rw, ref) })
+	time.Sleep(200 * time.Millisecond)
+	if localHas(ro, ref) {
+		t.Fatal("read-only upstream received a PUT")
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Keep stray temp dirs of killed runs out of the way.
+	os.Setenv("TMPDIR", filepath.Clean(os.TempDir()))
+	os.Exit(m.Run())
+}

@@ -50,6 +50,9 @@ func parseWriteResource(name string) (resource, error) {
 
 // parseBlob parses segs = ["blobs"|"compressed-blobs", ...] into r.
 func (r *resource) parseBlob(name string, segs []string, trailing bool) error {
+	if strings.HasPrefix(name, "/") {
+		return invalid("resource name %q starts with '/'; the empty instance has no leading slash", truncate(name))
+	}
 	if err := checkInstance(r.instance); err != nil {
 		return err
 	}

@@ -197,6 +197,9 @@ func (t *Tier) fail(w *watchdog, op, key string, err error) error {
 	if errors.Is(err, tier.ErrNotFound) || errors.Is(err, tier.ErrInvalid) {
 		return fmt.Errorf("s3 tier %q: %s %s: %w", t.name, op, key, err)
 	}
+	if errors.Is(err, ErrTimeout) {
+		return fmt.Errorf("s3 tier %q: %s %s: %w", t.name, op, key, err)
+	}
 	if cause := w.cause(); cause != nil {
 		return fmt.Errorf("s3 tier %q: %s %s: %w (%v)", t.name, op, key, cause, err)
 	}

@@ -151,7 +151,7 @@ func (n *Node) startListeners() error {
 		return err
 	}
 	api := http.NewServeMux()
-	(&ops.Metrics{Set: n.metrics, Guard: guard}).Routes(api)
+	n.registerAPI(api, guard)
 	if err := n.serveHTTP("api", apiBind(obs), api, grace); err != nil {
 		return err
 	}
@@ -241,12 +241,6 @@ func (n *Node) Stop(ctx context.Context) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
-}
-
-func (n *Node) onEvict(e store.EvictEvent) {
-	if n.metrics != nil {
-		n.metrics.Evicted(1)
-	}
 }
 
 // stateDir is where node-private state lives next to the store.

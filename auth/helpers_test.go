@@ -2,7 +2,9 @@ package auth_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -54,3 +56,14 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 func boolPtr(b bool) *bool { return &b }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func newRequest(url, authorization string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodGet, url+"/cache/abc", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", authorization)
+	return req, nil
+}

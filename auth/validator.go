@@ -110,17 +110,27 @@ func (v *Validator) Validate(token string) (Principal, error) {
 	if st.keys.empty() {
 		return Principal{}, fmt.Errorf("%w: no verification keys loaded", ErrInvalidToken)
 	}
-	now := time.Now()
-	if p, ok := st.verified.get(token, now); ok {
+	if p, ok := st.verified.get(token, time.Now()); ok {
 		return p, nil
 	}
+	p, deadline, err := st.verify(token)
+	if err != nil {
+		return Principal{}, err
+	}
+	st.verified.put(token, p, deadline)
+	return p, nil
+}
+
+// verify does the full check: signature, algorithm, claims. deadline is
+// when the verdict expires (exp plus leeway).
+func (st *validatorState) verify(token string) (p Principal, deadline time.Time, err error) {
 	var c tokenClaims
 	tok, err := st.parser.ParseWithClaims(token, &c, st.keys.keyFor)
 	if err != nil {
-		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return Principal{}, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	kid, _ := tok.Header["kid"].(string)
-	p := Principal{
+	p = Principal{
 		Subject:     c.Subject,
 		ProjectID:   c.ProjectID,
 		InstanceID:  c.InstanceID,
@@ -129,8 +139,7 @@ func (v *Validator) Validate(token string) (Principal, error) {
 		ExpiresAt:   c.ExpiresAt.Time,
 		scopes:      scopesFromPermissions(c.Permissions),
 	}
-	st.verified.put(token, p, c.ExpiresAt.Add(st.leeway))
-	return p, nil
+	return p, c.ExpiresAt.Add(st.leeway), nil
 }
 
 // keyFor is the jwt Keyfunc: the key named by kid, then the keys that match

@@ -1,0 +1,144 @@
+// Package turbo serves Turborepo's remote cache API, version 8, as turbo 2.x
+// speaks it: artifacts under /v8/artifacts/{hash} (PUT, GET, HEAD), a batch
+// query (POST /v8/artifacts), the caching status, analytics events, and CORS
+// preflight. Artifacts are namespaced by the team the client names in its
+// teamId or slug query parameter.
+//
+// Artifact bodies and their x-artifact-tag are opaque here: with signing on,
+// turbo signs hash, team and body with a key the server never sees, so the
+// tag must come back byte for byte as it was uploaded.
+package turbo
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/metrics"
+)
+
+// Namespace holds artifacts of clients that name no team; a team's artifacts
+// live in Namespace + "/" + team.
+const Namespace = "turbo"
+
+// buildSystem labels Turborepo artifacts and requests in metrics and stats.
+const buildSystem = "turborepo"
+
+// Attribute names under which Meta.Attrs keeps turbo's artifact headers.
+const (
+	attrDuration = "x-artifact-duration"
+	attrTag      = "x-artifact-tag"
+)
+
+// maxKeyLen bounds hashes and team names: turbo's hashes are 16 hex digits,
+// Vercel team ids about 30 characters.
+const maxKeyLen = 128
+
+// Options configure an Adapter.
+type Options struct {
+	// Guard authenticates each route (nil = open access). The auth layer
+	// should answer with WriteAuthError so turbo can parse the failure.
+	Guard adapters.Guard
+	// Metrics receives request durations, hits, misses, bytes and the
+	// client's own analytics events (may be nil).
+	Metrics *metrics.Set
+	// Logger receives storage failures (nil = slog.Default()).
+	Logger *slog.Logger
+	// MaxArtifactSize refuses uploads larger than this with 413, from the
+	// Content-Length before the body is read (0 = no limit).
+	MaxArtifactSize int64
+}
+
+// Adapter serves the Turborepo API over an adapters.Cache. It keeps no state
+// of its own beyond its options.
+type Adapter struct {
+	cache adapters.Cache
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns an Adapter storing into cache.
+func New(cache adapters.Cache, opts Options) *Adapter {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Adapter{cache: cache, opts: opts, log: log.With("adapter", buildSystem)}
+}
+
+// Routes registers the Turborepo endpoints on mux, all under /v8/artifacts,
+// which no other adapter uses. The literal paths (status, events) take
+// precedence over {hash} by ServeMux's most-specific-pattern rule.
+func (a *Adapter) Routes(mux *http.ServeMux) {
+	a.route(mux, "GET /v8/artifacts/status", adapters.Read, a.status)
+	// Events report hits as well as misses, so a read-only token sends them.
+	a.route(mux, "POST /v8/artifacts/events", adapters.Read, a.events)
+	a.route(mux, "POST /v8/artifacts", adapters.Read, a.query)
+	// A GET pattern also matches HEAD; a separate HEAD pattern would
+	// conflict with "GET /v8/artifacts/status", so get dispatches HEAD.
+	a.route(mux, "GET /v8/artifacts/{hash}", adapters.Read, a.get)
+	a.route(mux, "PUT /v8/artifacts/{hash}", adapters.Write, a.put)
+	// Preflight carries no decision and a browser sends it without
+	// credentials, so it is the one route outside the guard.
+	mux.Handle("OPTIONS /v8/artifacts", http.HandlerFunc(preflight))
+	mux.Handle("OPTIONS /v8/artifacts/{path...}", http.HandlerFunc(preflight))
+}
+
+// route registers h behind the guard; the CORS header goes on outside it so
+// that refusals are readable by a browser client too.
+func (a *Adapter) route(mux *http.ServeMux, pattern string, access adapters.Access, h http.HandlerFunc) {
+	guarded := a.opts.Guard.Wrap(access, h)
+	mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		guarded.ServeHTTP(w, r)
+	}))
+}
+
+// namespace is the team's namespace from the teamId or slug query parameter
+// (turbo sends teamId for ids starting with "team_", slug otherwise), or the
+// shared namespace when the client names no team.
+func namespace(r *http.Request) (string, bool) {
+	q := r.URL.Query()
+	team := q.Get("teamId")
+	if team == "" {
+		team = q.Get("slug")
+	}
+	if team == "" {
+		return Namespace, true
+	}
+	if !validName(team) {
+		return "", false
+	}
+	return Namespace + "/" + team, true
+}
+
+// ref names the artifact of the request's path hash within its team.
+func ref(r *http.Request) (messages.Ref, string, bool) {
+	hash := r.PathValue("hash")
+	if !validName(hash) {
+		return messages.Ref{}, "malformed artifact hash", false
+	}
+	ns, ok := namespace(r)
+	if !ok {
+		return messages.Ref{}, "malformed teamId or slug", false
+	}
+	return messages.Ref{Namespace: ns, Key: hash}, "", true
+}
+
+// validName accepts letters, digits, '-' and '_': turbo's hex hashes, team
+// ids and slugs, and nothing that could mean something in a storage key.
+func validName(k string) bool {
+	if k == "" || len(k) > maxKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}

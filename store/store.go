@@ -96,7 +96,8 @@ type Store struct {
 	// delete, eviction, expiry, access flush, clear), so usage accounting
 	// and the k/ b/ r/ invariants hold without optimistic retries. Reads
 	// take it only to drop an entry they found broken.
-	wmu sync.Mutex
+	wmu    sync.Mutex
+	shards shardSet // guarded by wmu
 
 	// mu guards idx, maxSize and policy. It is held only around map work,
 	// never across I/O, so readers on many goroutines barely contend.

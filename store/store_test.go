@@ -223,3 +223,20 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestShardDirectoryRemovedBehindOurBack(t *testing.T) {
+	s := openStore(t, Options{})
+	b := content(9, 64)
+	put(t, s, cas(b), b)
+	if err := s.Delete(cas(b)); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parseHash(sum(b))
+	if err := os.RemoveAll(filepath.Dir(filepath.Dir(s.blobPath(h)))); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, cas(b), b)
+	if !bytes.Equal(read(t, s, cas(b)), b) {
+		t.Fatal("content not served after its shard directory was recreated")
+	}
+}

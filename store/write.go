@@ -190,7 +190,40 @@ func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta mess
 // place renames a sealed staging file to its blob path. The caller holds wmu.
 func (s *Store) place(h hashKey, blob *Staged) error {
 	dst := s.blobPath(h)
-	shard := filepath.Dir(dst)
+	if err := s.ensureShard(h, filepath.Dir(dst)); err != nil {
+		return err
+	}
+	err := os.Rename(blob.Path(), dst)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the shard directory behind our back: forget it
+		// and create it again.
+		s.shards.remove(h)
+		if err := s.ensureShard(h, filepath.Dir(dst)); err != nil {
+			return err
+		}
+		err = os.Rename(blob.Path(), dst)
+	}
+	if err != nil {
+		return fmt.Errorf("rename into place: %w", err)
+	}
+	// The staging name is free again; Discard must not remove a later file
+	// that happens to reuse it.
+	blob.discarded = true
+	if s.opts.Fsync {
+		if err := syncDir(filepath.Dir(dst)); err != nil {
+			os.Remove(dst)
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureShard creates blobs/ab and blobs/ab/cd once per process; with Fsync
+// a new directory's entry in its parent is made durable too.
+func (s *Store) ensureShard(h hashKey, shard string) error {
+	if s.shards.has(h) {
+		return nil
+	}
 	for _, d := range []string{filepath.Dir(shard), shard} {
 		err := os.Mkdir(d, 0o755)
 		if err != nil && !errors.Is(err, fs.ErrExist) {
@@ -202,19 +235,27 @@ func (s *Store) place(h hashKey, blob *Staged) error {
 			}
 		}
 	}
-	if err := os.Rename(blob.Path(), dst); err != nil {
-		return fmt.Errorf("rename into place: %w", err)
-	}
-	// The staging name is free again; Discard must not remove a later file
-	// that happens to reuse it.
-	blob.discarded = true
-	if s.opts.Fsync {
-		if err := syncDir(shard); err != nil {
-			os.Remove(dst)
-			return err
-		}
-	}
+	s.shards.add(h)
 	return nil
+}
+
+// shardSet remembers which blobs/ab/cd directories exist, saving two mkdir
+// calls per commit (each a metadata round trip on slow disks). Guarded by wmu.
+type shardSet [1 << 16 / 64]uint64
+
+func (s *shardSet) has(h hashKey) bool {
+	i := int(h[0])<<8 | int(h[1])
+	return s[i/64]&(1<<(i%64)) != 0
+}
+
+func (s *shardSet) add(h hashKey) {
+	i := int(h[0])<<8 | int(h[1])
+	s[i/64] |= 1 << (i % 64)
+}
+
+func (s *shardSet) remove(h hashKey) {
+	i := int(h[0])<<8 | int(h[1])
+	s[i/64] &^= 1 << (i % 64)
 }
 
 func syncDir(dir string) error {
@@ -306,6 +347,7 @@ func (s *Store) Clear() error {
 	s.mu.Lock()
 	s.idx = newMemIndex()
 	s.mu.Unlock()
+	s.shards = shardSet{}
 	// Files first: a crash mid-Clear leaves index entries without files,
 	// which Open drops, never files that nothing accounts for.
 	if err := os.RemoveAll(s.blobDir); err != nil {

@@ -19,8 +19,6 @@ import (
 	"github.com/tuist/fabrik-node/adapters/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
-	"github.com/tuist/fabrik-node/store"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 // tokenGuard stands in for the JWT middleware: "Bearer bad" is rejected
@@ -307,17 +305,16 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// fullCache is the real test cache whose hard size limit has been reached.
-type fullCache struct{ adapters.Cache }
-
-func (fullCache) Put(_ context.Context, _ messages.Ref, _ messages.Meta, blob *store.Staged) error {
-	blob.Discard()
-	return fmt.Errorf("local tier: %w", tier.ErrFull)
-}
-
 func TestFullCacheIsANonFatalRefusal(t *testing.T) {
-	e := start(t, fullCache{cachetest.New(t)}, 0)
-	if resp, _ := e.do(t, "PUT", "12", "", []byte("abc")); resp.StatusCode != 403 {
+	e := start(t, smallCache(t), 0)
+	if resp, _ := e.do(t, "PUT", "12", "", randomBytes(t, 4096)); resp.StatusCode != 403 {
 		t.Fatalf("PUT into a full cache: %d, want 403", resp.StatusCode)
 	}
+}
+
+// smallCache is a real cache whose whole capacity is smaller than a 4 KiB
+// artifact, so storing one hits the hard size limit (tier.ErrFull).
+func smallCache(t *testing.T) adapters.Cache {
+	c, _ := cachetest.NewWithStore(t, cachetest.Options{MaxSize: 1024})
+	return c
 }

@@ -22,8 +22,6 @@ import (
 	"github.com/tuist/fabrik-node/adapters/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
-	"github.com/tuist/fabrik-node/store"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 // tokenGuard stands in for the JWT middleware: "Bearer bad" is rejected
@@ -430,17 +428,16 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// fullCache is the real test cache whose hard size limit has been reached.
-type fullCache struct{ adapters.Cache }
-
-func (fullCache) Put(_ context.Context, _ messages.Ref, _ messages.Meta, blob *store.Staged) error {
-	blob.Discard()
-	return fmt.Errorf("local tier: %w", tier.ErrFull)
-}
-
 func TestFullCache(t *testing.T) {
-	e := start(t, fullCache{cachetest.New(t)}, 0)
-	if resp, _ := e.do(t, "PUT", "/v8/artifacts/f011", []byte("abc")); resp.StatusCode != http.StatusInsufficientStorage {
+	e := start(t, smallCache(t), 0)
+	if resp, _ := e.do(t, "PUT", "/v8/artifacts/f011", randomBytes(t, 4096)); resp.StatusCode != http.StatusInsufficientStorage {
 		t.Fatalf("PUT into a full cache: %d, want 507", resp.StatusCode)
 	}
+}
+
+// smallCache is a real cache whose whole capacity is smaller than a 4 KiB
+// artifact, so storing one hits the hard size limit (tier.ErrFull).
+func smallCache(t *testing.T) adapters.Cache {
+	c, _ := cachetest.NewWithStore(t, cachetest.Options{MaxSize: 1024})
+	return c
 }

@@ -93,10 +93,19 @@ func (a *Authenticator) Tokens() *TokenSource {
 
 // Validator is the underlying token validator (for diagnostics such as the
 // kids in force).
-func (a *Authenticator) Validator() *Validator { return a.validator }
+func (a *Authenticator) Validator() *Validator {
+	if a == nil {
+		return nil
+	}
+	return a.validator
+}
 
 // Observe installs fn to be called after every check that needed a token.
-func (a *Authenticator) Observe(fn Observer) { a.observer.Store(&fn) }
+func (a *Authenticator) Observe(fn Observer) {
+	if a != nil {
+		a.observer.Store(&fn)
+	}
+}
 
 // Authenticate checks token for a request that needs scope need. With auth
 // disabled it returns the anonymous principal holding every scope; for a

@@ -17,7 +17,8 @@ import (
 const healthPrefix = "/grpc.health.v1.Health/"
 
 // MethodScope maps a full gRPC method name ("/package.Service/Method") to
-// the scope it needs.
+// the scope it needs. A nil MethodScope asks every method for a valid token
+// (Authenticated).
 type MethodScope func(fullMethod string) Scope
 
 // GRPCServerOptions returns the unary and stream interceptors as server
@@ -55,7 +56,11 @@ func (a *Authenticator) StreamInterceptor(scopeFor MethodScope) grpc.StreamServe
 
 func (a *Authenticator) authenticateGRPC(ctx context.Context, method string, scopeFor MethodScope) (context.Context, error) {
 	need := Public
-	if !strings.HasPrefix(method, healthPrefix) {
+	switch {
+	case strings.HasPrefix(method, healthPrefix):
+	case scopeFor == nil:
+		need = Authenticated
+	default:
 		need = scopeFor(method)
 	}
 	p, err := a.Authenticate(GRPCToken(ctx), need)

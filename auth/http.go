@@ -79,11 +79,15 @@ func (a *Authenticator) Require(need Scope, next http.Handler, opts ...HTTPOptio
 	return a.HTTP(func(*http.Request) Scope { return need }, next, opts...)
 }
 
-// HTTP protects next: scopeFor says what each request needs. Requests that
+// HTTP protects next: scopeFor says what each request needs (nil means
+// ByHTTPMethod). Requests that
 // pass reach next with their Principal in the context (FromContext);
 // refused ones get 401 with a challenge, or 403, and never reach next, so a
 // refused upload stores nothing.
 func (a *Authenticator) HTTP(scopeFor func(*http.Request) Scope, next http.Handler, opts ...HTTPOption) http.Handler {
+	if scopeFor == nil {
+		scopeFor = ByHTTPMethod
+	}
 	o := httpOptions{writeError: TextError}
 	for _, opt := range opts {
 		opt(&o)

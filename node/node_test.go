@@ -100,7 +100,8 @@ func gradleGet(t *testing.T, n *Node, key string) []byte {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Long enough for a circuit breaker cooldown (5s) plus gRPC reconnect.
+	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return

@@ -44,7 +44,7 @@ func (o *Options) defaults() {
 		o.FailureThreshold = 5
 	}
 	if o.Cooldown <= 0 {
-		o.Cooldown = 10 * time.Second
+		o.Cooldown = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

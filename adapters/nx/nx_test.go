@@ -318,3 +318,14 @@ func smallCache(t *testing.T) adapters.Cache {
 	c, _ := cachetest.NewWithStore(t, cachetest.Options{MaxSize: 1024})
 	return c
 }
+
+func TestHead(t *testing.T) {
+	e := start(t, nil, 0)
+	if resp, _ := e.do(t, "HEAD", "31", "", nil); resp.StatusCode != 404 {
+		t.Fatalf("HEAD miss: %d", resp.StatusCode)
+	}
+	e.do(t, "PUT", "31", "", randomBytes(t, 5000))
+	if resp, body := e.do(t, "HEAD", "31", "", nil); resp.StatusCode != 200 || resp.ContentLength != 5000 || len(body) != 0 {
+		t.Fatalf("HEAD hit: %d, Content-Length %d, %d body bytes", resp.StatusCode, resp.ContentLength, len(body))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -78,8 +79,9 @@ func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 	return meta, &body{t: t, ref: ref, ctx: sctx, cancel: cancel, wd: wd, stream: stream, size: meta.Size}, nil
 }
 
-// body is a Get stream read as an io.ReadCloser. Not safe for concurrent
-// Reads (like any reader); Close may be called from another goroutine.
+// body is a Get stream read as an io.ReadCloser. Reads belong to one
+// goroutine, like any reader's; Close may come from another (a router giving
+// up on a slow download) and only touches what is safe to share.
 type body struct {
 	t      *Tier
 	ref    messages.Ref
@@ -91,9 +93,13 @@ type body struct {
 	got    int64
 	cur    []byte // unread rest of the current chunk
 	err    error  // sticky: io.EOF after a verified end, or the failure
+	closed atomic.Bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, b.errClosed()
+	}
 	for len(b.cur) == 0 {
 		if b.err != nil {
 			return 0, b.err
@@ -110,6 +116,9 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
+		if b.closed.Load() {
+			return total, b.errClosed()
+		}
 		for len(b.cur) == 0 {
 			if b.err == io.EOF {
 				return total, nil
@@ -159,13 +168,14 @@ func (b *body) next() {
 
 // Close releases the stream; reading it afterwards fails.
 func (b *body) Close() error {
+	b.closed.Store(true)
 	b.wd.disarm()
 	b.cancel(nil)
-	b.cur = nil
-	if b.err == nil {
-		b.err = fmt.Errorf("fabrik tier %s: get %s: body closed", b.t.name, b.ref)
-	}
 	return nil
+}
+
+func (b *body) errClosed() error {
+	return fmt.Errorf("fabrik tier %s: get %s: read after close", b.t.name, b.ref)
 }
 
 // Put streams exactly meta.Size bytes of body to the regional, which verifies

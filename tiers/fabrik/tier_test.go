@@ -146,3 +146,26 @@ func TestRejectsBadTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseEarlyCancelsTheStream(t *testing.T) {
+	reg := startRegional(t, nil)
+	tr := newTier(t, "grpc://"+reg.addr, Options{DialOptions: smallWindows})
+	ref := messages.Ref{Namespace: "gradle", Key: "abandoned"}
+	putContent(t, tr, ref, 12, 8<<20, nil)
+	_, body, err := tr.Get(ctxT(t), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if n, err := body.Read(buf); err == nil || err == io.EOF {
+		t.Fatalf("read after close: %d bytes, %v", n, err)
+	}
+	// The connection stays usable for the next request.
+	if _, err := tr.Stat(ctxT(t), ref); err != nil {
+		t.Fatal(err)
+	}
+}

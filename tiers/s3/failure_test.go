@@ -16,6 +16,7 @@ import (
 // A dead or hung S3 must turn into an error within the tier's timeout: the
 // router counts it and answers a miss, and the build goes on.
 func TestUnavailableServerFailsWithinTimeout(t *testing.T) {
+	t.Parallel()
 	const timeout = 1500 * time.Millisecond
 	const slack = 2 * time.Second
 	srv := minio.Start(t)
@@ -90,6 +91,7 @@ func TestUnavailableServerFailsWithinTimeout(t *testing.T) {
 
 // A Get for a caller whose context is cancelled must not wait for the timeout.
 func TestCallerCancellation(t *testing.T) {
+	t.Parallel()
 	srv := minio.Start(t)
 	srv.CreateBucket(t, "cache")
 	tr := newTier(t, srv, "cache", "", time.Minute)

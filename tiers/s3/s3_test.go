@@ -76,6 +76,9 @@ func countObjects(t *testing.T, srv *minio.Server, bucket, prefix string) int {
 // costs seconds, the tests themselves milliseconds. Each subtest has its own
 // bucket.
 func TestTier(t *testing.T) {
+	// Parallel: mostly waiting on MinIO and timeouts. TestLargeArtifactBoundedMemory
+	// stays serial (parallel tests start after it) so its heap figures are its own.
+	t.Parallel()
 	srv := minio.Start(t)
 	for _, tc := range []struct {
 		name string
@@ -139,6 +142,16 @@ func testRoundTripCASAndKeys(t *testing.T, srv *minio.Server) {
 	// The blob of a key is also reachable by its hash.
 	if _, got = readAll(t, tr, messages.Ref{Namespace: messages.CAS, Key: smeta.Hash}); !bytes.Equal(got, small) {
 		t.Fatalf("blob of key not readable as CAS")
+	}
+
+	// An empty artifact (an empty output file) is a valid blob.
+	_, emeta := content(0, 0)
+	empty := messages.Ref{Namespace: "nx", Key: "empty"}
+	if err := tr.Put(ctx, empty, emeta, bytes.NewReader(nil)); err != nil {
+		t.Fatalf("put empty: %v", err)
+	}
+	if gotMeta, got = readAll(t, tr, empty); len(got) != 0 || gotMeta.Hash != emeta.Hash {
+		t.Fatalf("empty round trip: %d bytes, meta %+v", len(got), gotMeta)
 	}
 
 	if err := tr.Delete(ctx, key); err != nil {

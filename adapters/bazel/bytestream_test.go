@@ -44,7 +44,7 @@ func (e *env) write(ctx context.Context, name string, data []byte, offset int64,
 func TestByteStreamRoundTrip(t *testing.T) {
 	e := newEnv(t, Options{})
 	ctx := context.Background()
-	data := pattern(3<<20+12345, 5)
+	data := pattern(3<<19+12345, 5)
 	d := digestOf(data)
 	resp, err := e.write(ctx, "ci/"+uploadName(d, "u1")+"/trailing/metadata", data, 0, 100<<10, true)
 	if err != nil {

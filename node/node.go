@@ -22,6 +22,7 @@ import (
 	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/actors/router"
 	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/auth"
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/metrics"
 	"github.com/tuist/fabrik-node/ops"
@@ -57,6 +58,7 @@ type Node struct {
 	stopOrder []actors.Ref
 	addrs     map[string]string
 	closers   []func()
+	authn     *auth.Authenticator
 	// upstreamCreds is the node's machine token for its upstreams (nil when
 	// none is configured).
 	upstreamCreds credentials.PerRPCCredentials
@@ -104,6 +106,9 @@ func (n *Node) Start() (err error) {
 		func() float64 { b, _ := n.store.Usage(); return float64(b) },
 		func() float64 { _, o := n.store.Usage(); return float64(o) },
 	)
+	if err := n.startAuth(); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
 	n.local, err = n.sys.Spawn("local", local.New(n.store, c.DefaultTTL.D(), time.Minute, n.log))
 	if err != nil {
 		return err
@@ -143,7 +148,6 @@ func (n *Node) Start() (err error) {
 func (n *Node) startListeners() error {
 	obs := n.cfg.Observability
 	grace := n.cfg.Runtime.GracefulShutdownTimeout.D()
-	var guard adapters.Guard // auth plugs in here
 
 	health := http.NewServeMux()
 	(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load}).Routes(health)
@@ -151,7 +155,7 @@ func (n *Node) startListeners() error {
 		return err
 	}
 	api := http.NewServeMux()
-	n.registerAPI(api, guard)
+	n.registerAPI(api, n.apiGuard())
 	if err := n.serveHTTP("api", apiBind(obs), api, grace); err != nil {
 		return err
 	}
@@ -161,7 +165,7 @@ func (n *Node) startListeners() error {
 		}
 	}
 	if n.opts.Role == config.RoleEdge {
-		return n.startEdgeAdapters(guard, grace)
+		return n.startEdgeAdapters(grace)
 	}
 	return nil
 }

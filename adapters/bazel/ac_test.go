@@ -3,6 +3,7 @@ package bazel
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
@@ -71,6 +72,20 @@ func TestActionCacheRoundTrip(t *testing.T) {
 	hits, misses := e.metrics.HitsMisses()
 	if hits != 2 || misses != 4 {
 		t.Errorf("hits %d misses %d, want 2 and 4", hits, misses)
+	}
+	var prom bytes.Buffer
+	e.metrics.WritePrometheus(&prom)
+	for _, want := range []string{
+		`fabrik_cache_hits_by_build_system_total{build_system="bazel"} 2`,
+		`fabrik_request_duration_seconds_count{build_system="bazel",op="get_action_result"} 6`,
+		`fabrik_request_duration_seconds_count{build_system="bazel",op="update_action_result"} 1`,
+	} {
+		if !strings.Contains(prom.String(), want) {
+			t.Errorf("metrics lack %s in\n%s", want, prom.String())
+		}
+	}
+	if up, _ := e.metrics.Bandwidth(); up == 0 {
+		t.Error("uploaded bytes not counted")
 	}
 }
 

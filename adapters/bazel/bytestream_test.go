@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tuist/fabrik-node/adapters/cachetest"
 	"github.com/tuist/fabrik-node/store"
 )
 
@@ -330,5 +331,26 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestCacheFullIsResourceExhausted(t *testing.T) {
+	cache, _ := cachetest.NewWithStore(t, cachetest.Options{MaxSize: 64 << 10})
+	e := newEnvWith(t, cache, Options{})
+	ctx := context.Background()
+	data := pattern(100<<10, 14)
+	d := digestOf(data)
+	_, err := e.write(ctx, uploadName(d, "full"), data, 0, 32<<10, true)
+	wantCode(t, err, codes.ResourceExhausted)
+
+	resp, err := e.cas.BatchUpdateBlobs(ctx, &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{{Digest: d, Data: data}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := codes.Code(resp.Responses[0].Status.GetCode()); got != codes.ResourceExhausted {
+		t.Errorf("batch upload into a full cache: %v", resp.Responses[0].Status)
+	}
+	if e.stored(t, d) {
+		t.Error("stored past the size limit")
 	}
 }

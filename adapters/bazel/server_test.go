@@ -19,8 +19,8 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/adapters/cachetest"
-	"github.com/tuist/fabrik-node/metrics"
 	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/metrics"
 )
 
 // env is a real gRPC server on 127.0.0.1 with the adapter registered over a
@@ -38,7 +38,12 @@ type env struct {
 
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
-	e := &env{cache: cachetest.New(t), metrics: metrics.New(nil, nil)}
+	return newEnvWith(t, cachetest.New(t), opts)
+}
+
+func newEnvWith(t testing.TB, cache adapters.Cache, opts Options) *env {
+	t.Helper()
+	e := &env{cache: cache, metrics: metrics.New(nil, nil)}
 	if opts.Metrics == nil {
 		opts.Metrics = e.metrics
 	}

@@ -83,7 +83,9 @@ func NxEnv(cacheDir string) []string {
 		"NX_CACHE_DIRECTORY=" + cacheDir,
 		"NX_WORKSPACE_DATA_DIRECTORY=" + filepath.Join(cacheDir, "workspace-data"),
 		"NX_VERBOSE_LOGGING=false",
-		"CI=true",
+		// Plain text, so tests can match markers such as "[remote cache]".
+		"FORCE_COLOR=0",
+		"NO_COLOR=1",
 	}
 }
 
@@ -96,6 +98,7 @@ func TurboEnv() []string {
 		"DO_NOT_TRACK=1",
 		"TURBO_NO_UPDATE_NOTIFIER=1",
 		"TURBO_PRINT_VERSION_DISABLED=1",
+		"NO_COLOR=1",
 	}
 }
 

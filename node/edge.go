@@ -1,26 +1,64 @@
 package node
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/tuist/fabrik-node/actors/listener"
+	"github.com/tuist/fabrik-node/adapters/bazel"
 	"github.com/tuist/fabrik-node/adapters/gradle"
+	"github.com/tuist/fabrik-node/adapters/nx"
+	"github.com/tuist/fabrik-node/adapters/turbo"
 )
 
 // startEdgeAdapters hosts the enabled HTTP adapters on the shared HTTP
-// listener; each registers its own routes without knowing the others.
+// listener (each registers its own routes without knowing the others) and
+// Bazel's REAPI on the gRPC listener.
 func (n *Node) startEdgeAdapters(grace time.Duration) error {
 	bt := n.cfg.BuildTools
 	enabled := func(name string) bool { return slices.Contains(bt.Enabled, name) }
+	maxSize := int64(n.cfg.Cache.MaxArtifactSize)
 	mux := http.NewServeMux()
 	if enabled("gradle") {
-		gradle.New(n.cache, gradle.Options{
-			MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize),
-			Guard:           n.guard(nil),
-			Metrics:         n.metrics,
-			Logger:          n.log,
-		}).Routes(mux)
+		gradle.New(n.cache, gradle.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log}).Routes(mux)
 	}
-	return n.serveHTTP("http", bt.HTTPBind, mux, grace)
+	if enabled("nx") {
+		nx.New(n.cache, nx.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(nx.WriteAuthError)), Metrics: n.metrics, Logger: n.log}).Routes(mux)
+	}
+	if enabled("turborepo") {
+		turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log}).Routes(mux)
+	}
+	if enabled("gradle") || enabled("nx") || enabled("turborepo") {
+		if err := n.serveHTTP("http", bt.HTTPBind, mux, grace); err != nil {
+			return err
+		}
+	}
+	if enabled("bazel") {
+		return n.startBazel(bt.GRPCBind, grace)
+	}
+	return nil
+}
+
+// startBazel serves REAPI on addr. The message limit leaves room above the
+// batch limit the adapter advertises, so a full batch always fits.
+func (n *Node) startBazel(addr string, grace time.Duration) error {
+	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(bazel.DefaultMaxBatchBytes + 1<<20)}, n.grpcServerOptions()...)
+	srv := grpc.NewServer(opts...)
+	b := bazel.Register(srv, n.cache, bazel.Options{Metrics: n.metrics, Logger: n.log})
+	n.closers = append(n.closers, func() { b.Shutdown() })
+	return n.serve("grpc", addr, listener.GRPC{Server: srv}, grace)
+}
+
+// authErrorWriter adapts a protocol's own error writer to the auth layer's.
+func authErrorWriter(write func(w http.ResponseWriter, status int, msg string)) func(http.ResponseWriter, *http.Request, int, error) {
+	return func(w http.ResponseWriter, _ *http.Request, status int, err error) {
+		if err == nil {
+			err = errors.New(http.StatusText(status))
+		}
+		write(w, status, err.Error())
+	}
 }

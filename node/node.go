@@ -122,7 +122,6 @@ func (n *Node) Start() (err error) {
 		Stager:    n.store.Stager(),
 		Upstreams: ups.tiers,
 		Uploads:   ups.pool,
-		Metrics:   n.metrics,
 		Logger:    n.log,
 	}))
 	if err != nil {

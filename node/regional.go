@@ -15,6 +15,7 @@ func (n *Node) startFabrik(grace time.Duration) error {
 		Logger:          n.log,
 		MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize),
 		Stats:           n,
+		Metrics:         n.metrics,
 	}, n.grpcServerOptions()...)
 	return n.serve("fabrik", n.cfg.Fabrik.Bind, listener.GRPC{Server: srv}, grace)
 }

@@ -17,14 +17,12 @@ package router
 
 import (
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 	"github.com/tuist/fabrik-node/store"
 )
 
@@ -49,7 +47,6 @@ type Options struct {
 	Upstreams []Tier
 	// Uploads is the upload pool (unset when no upstream is writable).
 	Uploads actors.Ref
-	Metrics *metrics.Set
 	Logger  *slog.Logger
 }
 
@@ -106,7 +103,6 @@ func (a *Actor) tierAt(i int) (actors.Ref, time.Duration) {
 // read asks tier i and continues with the next on a miss or failure.
 func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time) {
 	if i >= len(a.opts.Upstreams) {
-		a.countMiss(m.Ref)
 		ctx.Respond(&messages.GetResult{})
 		return
 	}
@@ -121,7 +117,6 @@ func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time)
 			a.read(ctx, m, i+1, start)
 			return
 		}
-		a.countHit(m.Ref)
 		if i >= 0 {
 			r.Body = a.writeBack(ctx, m.Ref, r, i)
 		}
@@ -215,34 +210,6 @@ func (a *Actor) delete(ctx actor.Context, m *messages.Delete) {
 		}
 		ctx.Respond(r)
 	})
-}
-
-func (a *Actor) countHit(ref messages.Ref) {
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Hit(BuildSystemOf(ref))
-	}
-}
-
-func (a *Actor) countMiss(ref messages.Ref) {
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Miss(BuildSystemOf(ref))
-	}
-}
-
-// BuildSystemOf labels a ref for metrics from its namespace: "gradle",
-// "nx", "turbo/team" -> "turborepo", "bazel-ac/x" and CAS -> "bazel" on an
-// edge (the Fabrik protocol's CAS reads are labelled "cas").
-func BuildSystemOf(ref messages.Ref) string {
-	ns, _, _ := strings.Cut(ref.Namespace, "/")
-	switch {
-	case ns == "turbo":
-		return "turborepo"
-	case strings.HasPrefix(ns, "bazel"):
-		return "bazel"
-	case ns == "":
-		return "unknown"
-	}
-	return ns
 }
 
 type errString string

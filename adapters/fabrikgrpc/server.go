@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/metrics"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
 )
 
@@ -32,6 +33,8 @@ type Options struct {
 	MaxArtifactSize int64
 	// Stats overrides the StatsProvider found on the cache.
 	Stats StatsProvider
+	// Metrics counts hits, misses and bytes served (may be nil).
+	Metrics *metrics.Set
 }
 
 // Register adds the FabrikCache service to s. Authentication is not this

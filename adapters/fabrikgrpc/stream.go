@@ -30,8 +30,10 @@ func (s *service) Get(req *fabrikv1.GetRequest, stream grpc.ServerStreamingServe
 		return s.status(ctx, "get", ref.String(), err)
 	}
 	if !res.Found {
+		s.count(false)
 		return status.Errorf(codes.NotFound, "%s not found", ref)
 	}
+	s.count(true)
 	defer res.Body.Close()
 	if err := stream.Send(&fabrikv1.GetResponse{Payload: &fabrikv1.GetResponse_Meta{Meta: metaToProto(res.Meta)}}); err != nil {
 		return err
@@ -70,7 +72,22 @@ func (s *service) Get(req *fabrikv1.GetRequest, stream grpc.ServerStreamingServe
 	if sent != res.Meta.Size {
 		return status.Errorf(codes.DataLoss, "get %s: body ended after %d of %d bytes", ref, sent, res.Meta.Size)
 	}
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Downloaded(sent)
+	}
 	return nil
+}
+
+// count records a hit or miss of the Fabrik protocol (build system label
+// "fabrik": a regional does not know which tool an artifact came from).
+func (s *service) count(hit bool) {
+	switch {
+	case s.opts.Metrics == nil:
+	case hit:
+		s.opts.Metrics.Hit("fabrik")
+	default:
+		s.opts.Metrics.Miss("fabrik")
+	}
 }
 
 func (s *service) Put(stream grpc.ClientStreamingServer[fabrikv1.PutRequest, fabrikv1.PutResponse]) error {

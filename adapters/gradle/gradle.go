@@ -76,9 +76,11 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.cache.Get(r.Context(), ref)
 	if err != nil || !res.Found {
+		a.count(false)
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
+	a.count(true)
 	defer res.Body.Close()
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
@@ -175,6 +177,18 @@ func validKey(k string) bool {
 func (a *Adapter) observe(op string, start time.Time) {
 	if a.opts.Metrics != nil {
 		a.opts.Metrics.ObserveRequest("gradle", op, start)
+	}
+}
+
+// count records a hit or miss: adapters count them because only they know
+// what a hit means in their protocol.
+func (a *Adapter) count(hit bool) {
+	switch {
+	case a.opts.Metrics == nil:
+	case hit:
+		a.opts.Metrics.Hit("gradle")
+	default:
+		a.opts.Metrics.Miss("gradle")
 	}
 }
 

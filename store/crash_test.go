@@ -82,6 +82,7 @@ func TestCrashSafety(t *testing.T) {
 			dir := t.TempDir()
 			acks := runAndKill(t, dir, c.maxSize, 150)
 			s := openStore(t, Options{Dir: dir, MaxSize: c.maxSize})
+			<-s.Verified()
 			lost := 0
 			for _, a := range acks {
 				_, r, err := s.Open(a.ref)

@@ -11,71 +11,112 @@ import (
 )
 
 // rebuild runs at Open, before any other goroutine can see the store. It
-// removes leftover staging files, loads the eviction index from the b/
-// entries, deletes blob files no entry accounts for (a crash between rename
-// and index commit), and drops entries whose file is missing or of the wrong
-// size (a crash between file removal and index update, or outside damage).
-func (s *Store) rebuild() ([]EvictEvent, error) {
+// removes leftover staging files and loads the eviction index from the b/
+// entries; it returns the hashes loaded, for verifyDisk to check.
+//
+// Checking the files themselves (one stat per blob: seconds for 100k blobs
+// on a slow disk) runs in the background after Open returns. That is safe
+// because every read checks the file's size against the index anyway, so
+// an entry whose file is missing or truncated is never served meanwhile;
+// until the check finishes, orphans only waste disk and missing entries only
+// overstate usage.
+func (s *Store) rebuild() ([]hashKey, []EvictEvent, error) {
 	if err := s.cleanTmp(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bad, err := s.loadIndex()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	seen := make(map[hashKey]struct{}, len(s.idx.blobs))
-	err = filepath.WalkDir(s.blobDir, func(path string, d fs.DirEntry, err error) error {
+	var events []EvictEvent
+	if len(bad) > 0 {
+		s.log.Warn("dropping undecodable index entries", "count", len(bad))
+		if _, _, events, err = s.removeBlobs(bad, "corrupt"); err != nil {
+			return nil, nil, err
+		}
+	}
+	loaded := make([]hashKey, 0, len(s.idx.blobs))
+	for h := range s.idx.blobs {
+		loaded = append(loaded, h)
+	}
+	return loaded, events, nil
+}
+
+// verifyDisk reconciles blobs/ with the index loaded at Open: files no entry
+// accounts for (a crash between rename and index commit) are deleted, and
+// entries whose file is missing or of the wrong size (a crash between file
+// removal and index update, or outside damage) are dropped. Every removal
+// re-checks under wmu, so a commit or eviction running meanwhile is never
+// undone. It stops early on Close.
+func (s *Store) verifyDisk(loaded []hashKey) {
+	defer close(s.verified)
+	seen := make(map[hashKey]struct{}, len(loaded))
+	stopped := errors.New("store closing")
+	err := filepath.WalkDir(s.blobDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			return nil
+			select {
+			case <-s.stop:
+				return stopped
+			default:
+				return nil
+			}
 		}
 		h, perr := parseHash(d.Name())
-		e, known := s.idx.blobs[h]
-		if perr != nil || !known || s.blobPath(h) != path {
-			s.log.Warn("removing blob file with no index entry", "path", path)
-			return removeIfExists(path)
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if info.Size() != e.size {
-			s.log.Warn("removing blob file of the wrong size", "path", path, "size", info.Size(), "indexed", e.size)
-			bad = append(bad, h)
-			seen[h] = struct{}{} // dropped as corrupt, not again as missing
+		if perr != nil || s.blobPath(h) != path {
+			s.log.Warn("removing stray file in the blob directory", "path", path)
 			return removeIfExists(path)
 		}
 		seen[h] = struct{}{}
+		s.mu.Lock()
+		e, known := s.idx.blobs[h]
+		s.mu.Unlock()
+		if !known {
+			s.removeOrphan(h)
+			return nil
+		}
+		if info, err := d.Info(); err == nil && info.Size() != e.size {
+			s.dropBroken(h)
+		}
 		return nil
 	})
+	if errors.Is(err, stopped) {
+		return
+	}
 	if err != nil {
-		return nil, fmt.Errorf("scan blobs: %w", err)
+		s.log.Warn("verify blob files", "err", err)
+		return
 	}
-	var missing []hashKey
-	for h := range s.idx.blobs {
+	for _, h := range loaded {
 		if _, ok := seen[h]; !ok {
-			missing = append(missing, h)
+			s.dropBroken(h) // re-stats: it may have been committed again meanwhile
 		}
 	}
-	var events []EvictEvent
-	for _, group := range []struct {
-		hashes []hashKey
-		reason string
-	}{{bad, "corrupt"}, {missing, "missing"}} {
-		if len(group.hashes) == 0 {
-			continue
-		}
-		s.log.Warn("dropping index entries without a usable blob file", "count", len(group.hashes), "reason", group.reason)
-		_, _, ev, err := s.removeBlobs(group.hashes, group.reason)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev...)
-	}
-	return events, nil
 }
+
+// removeOrphan deletes a blob file that no index entry accounts for. Under
+// wmu no commit is between placing a file and indexing it, so a file still
+// unknown then is truly an orphan.
+func (s *Store) removeOrphan(h hashKey) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	_, known := s.idx.blobs[h]
+	s.mu.Unlock()
+	if known {
+		return
+	}
+	s.log.Warn("removing blob file with no index entry", "hash", h.String())
+	if err := removeIfExists(s.blobPath(h)); err != nil {
+		s.log.Warn("remove orphan blob", "err", err)
+	}
+}
+
+// Verified is closed once the background check of blob files started by
+// Open has finished (or stopped at Close).
+func (s *Store) Verified() <-chan struct{} { return s.verified }
 
 func (s *Store) cleanTmp() error {
 	entries, err := os.ReadDir(s.tmpDir)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/tuist/fabrik-node/messages"
@@ -67,7 +68,17 @@ func TestStartupHygiene(t *testing.T) {
 	}
 
 	var events []EvictEvent
-	s = openStore(t, Options{Dir: dir, OnEvict: func(e EvictEvent) { events = append(events, e) }})
+	var mu sync.Mutex
+	s = openStore(t, Options{Dir: dir, OnEvict: func(e EvictEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	// Broken entries are never served, even before the background check.
+	for _, ref := range []messages.Ref{key("a"), key("b")} {
+		if _, _, err := s.Open(ref); !errors.Is(err, tier.ErrNotFound) {
+			t.Errorf("%s served before verification: %v", ref, err)
+		}
+	}
+	<-s.Verified()
+	mu.Lock()
+	defer mu.Unlock()
 	if used, objs := s.Usage(); used != 500 || objs != 1 {
 		t.Errorf("usage = %d, %d; want only c", used, objs)
 	}

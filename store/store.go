@@ -18,8 +18,10 @@
 // leaves an orphan file that Open deletes. Badger commits k/, b/ and r/ in one
 // transaction, so a key and its reverse ref appear together. Deletion goes the
 // other way (file first, then index), so a crash in between leaves index
-// entries without a file, which Open drops; entries whose file has the wrong
-// size are dropped as well, at Open and on every read. Commit returns only
+// entries without a file. Open removes staging leftovers and loads the index;
+// a background pass then deletes orphan files and drops entries whose file is
+// missing or has the wrong size. Every read checks the file size against the
+// index too, so such an entry is never served, not even before that pass. Commit returns only
 // after the Badger transaction commits; kill -9 keeps everything the page
 // cache holds, so an acknowledged write survives it without fsync. With
 // Options.Fsync the staging file, the blob directories and Badger's log are
@@ -107,13 +109,15 @@ type Store struct {
 	policy  string
 
 	kick      chan struct{}
-	stop      chan struct{}
-	done      chan struct{}
+	stop      chan struct{} // closed by Close: background goroutines exit
+	done      chan struct{} // closed when the flusher has exited
+	verified  chan struct{} // closed when verifyDisk has finished
 	closeOnce sync.Once
 }
 
-// Open opens (or creates) the store in opts.Dir, cleans up what a crash left
-// behind and rebuilds the eviction index.
+// Open opens (or creates) the store in opts.Dir, removes staging leftovers
+// and rebuilds the eviction index from Badger; the reconciliation of blob
+// files with the index continues in the background (see Verified).
 func Open(opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("store: Options.Dir is empty")
@@ -128,17 +132,18 @@ func Open(opts Options) (*Store, error) {
 		opts.AccessFlushInterval = 10 * time.Second
 	}
 	s := &Store{
-		opts:    opts,
-		blobDir: filepath.Join(opts.Dir, "blobs"),
-		tmpDir:  filepath.Join(opts.Dir, "tmp"),
-		log:     opts.Logger,
-		now:     opts.Now,
-		idx:     newMemIndex(),
-		maxSize: opts.MaxSize,
-		policy:  opts.Policy,
-		kick:    make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		opts:     opts,
+		blobDir:  filepath.Join(opts.Dir, "blobs"),
+		tmpDir:   filepath.Join(opts.Dir, "tmp"),
+		log:      opts.Logger,
+		now:      opts.Now,
+		idx:      newMemIndex(),
+		maxSize:  opts.MaxSize,
+		policy:   opts.Policy,
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		verified: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -159,13 +164,14 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open index: %w", err)
 	}
 	s.db = db
-	events, err := s.rebuild()
+	loaded, events, err := s.rebuild()
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: rebuild index: %w", err)
 	}
 	s.emit(events)
 	go s.flusher()
+	go s.verifyDisk(loaded)
 	return s, nil
 }
 
@@ -236,6 +242,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.done
+		<-s.verified
 		s.flushAccess()
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("store: close index: %w", cerr)

@@ -87,6 +87,8 @@ func (c *casServer) updateOne(ctx context.Context, r *repb.BatchUpdateBlobsReque
 		c.srv.uploaded(d.size)
 		return c.srv.storeBlob(ctx, d, bytes.NewReader(r.GetData()))
 	case repb.Compressor_ZSTD:
+		// Decoded as a stream into the staging file, which stops a small
+		// entry that expands to gigabytes at the declared size.
 		dec, err := newDecompressor(bytes.NewReader(r.GetData()))
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -236,3 +237,37 @@ func zstdEncode(t testing.TB, b []byte) []byte {
 	defer enc.Close()
 	return enc.EncodeAll(b, nil)
 }
+
+func TestBatchUpdateZstdBomb(t *testing.T) {
+	e := newEnv(t, Options{})
+	var z bytes.Buffer
+	enc, err := zstd.NewWriter(&z, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(enc, io.LimitReader(zeros{}, 256<<20)); err != nil {
+		t.Fatal(err)
+	}
+	enc.Close()
+	claimed := digestOf(make([]byte, 1024))
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	resp, err := e.cas.BatchUpdateBlobs(context.Background(), &repb.BatchUpdateBlobsRequest{Requests: []*repb.BatchUpdateBlobsRequest_Request{
+		{Digest: claimed, Data: z.Bytes(), Compressor: repb.Compressor_ZSTD},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes.Code(resp.Responses[0].Status.GetCode()) != codes.InvalidArgument {
+		t.Errorf("%d compressed bytes expanding to 256 MiB under a 1 KiB digest: %v", z.Len(), resp.Responses[0].Status)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+		t.Errorf("decoding the bomb allocated %d MiB", grown>>20)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
@@ -25,11 +26,34 @@ type Set struct {
 	upload   *vm.Counter
 	download *vm.Counter
 	evicted  *vm.Counter
+
+	// requests caches one histogram per (build system, op) so the request
+	// path does not format a metric name on every call.
+	requests sync.Map // reqLabels -> *vm.PrometheusHistogram
+	latency  *latency
+
+	// Upstream read results summed over every upstream, for the stats API.
+	upHits, upMisses, upReads atomic.Uint64
+
+	evictMu sync.Mutex
+	// evictMinutes counts evictions per minute over the last hour (ring
+	// indexed by unix minute % 60) for eviction_rate_per_hour.
+	evictMinutes [60]minuteCount
+	created      time.Time
+}
+
+type reqLabels struct{ buildSystem, op string }
+
+type minuteCount struct {
+	minute int64
+	n      uint64
 }
 
 // New creates a metric set. sizeBytes and objects are read at scrape time.
 func New(sizeBytes, objects func() float64) *Set {
-	s := &Set{set: vm.NewSet(), hits: map[string]*vm.Counter{}, misses: map[string]*vm.Counter{}}
+	now := time.Now()
+	s := &Set{set: vm.NewSet(), hits: map[string]*vm.Counter{}, misses: map[string]*vm.Counter{},
+		latency: newLatency(now), created: now}
 	s.hitsAll = s.set.NewCounter("fabrik_cache_hits_total")
 	s.missAll = s.set.NewCounter("fabrik_cache_misses_total")
 	s.upload = s.set.NewCounter(`fabrik_bandwidth_bytes_total{direction="upload"}`)
@@ -79,18 +103,80 @@ func (s *Set) Uploaded(n int64)   { s.upload.Add(int(n)) }
 func (s *Set) Downloaded(n int64) { s.download.Add(int(n)) }
 
 // Evicted counts evicted artifacts.
-func (s *Set) Evicted(n int) { s.evicted.Add(n) }
+func (s *Set) Evicted(n int) {
+	s.evicted.Add(n)
+	minute := time.Now().Unix() / 60
+	s.evictMu.Lock()
+	b := &s.evictMinutes[minute%60]
+	if b.minute != minute {
+		*b = minuteCount{minute: minute}
+	}
+	b.n += uint64(n)
+	s.evictMu.Unlock()
+}
+
+// EvictionRatePerHour is the evictions of the last hour, scaled up while
+// the node is younger than that (and at least a minute old, so a burst right
+// after start does not read as thousands per hour).
+func (s *Set) EvictionRatePerHour() float64 {
+	now := time.Now()
+	minute := now.Unix() / 60
+	var n uint64
+	s.evictMu.Lock()
+	for _, b := range s.evictMinutes {
+		if b.minute > minute-60 {
+			n += b.n
+		}
+	}
+	s.evictMu.Unlock()
+	window := min(max(now.Sub(s.created), time.Minute), time.Hour)
+	return float64(n) * float64(time.Hour) / float64(window)
+}
 
 // ObserveRequest records one client request's duration in the
-// fabrik_request_duration_seconds histogram (Prometheus-style le buckets).
+// fabrik_request_duration_seconds histogram (Prometheus-style le buckets)
+// and in the windowed latency summary behind the stats API's percentiles.
 func (s *Set) ObserveRequest(buildSystem, op string, start time.Time) {
-	s.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`fabrik_request_duration_seconds{build_system=%q,op=%q}`, buildSystem, op)).UpdateDuration(start)
+	now := time.Now()
+	d := now.Sub(start)
+	l := reqLabels{buildSystem, op}
+	h, ok := s.requests.Load(l)
+	if !ok {
+		h, _ = s.requests.LoadOrStore(l, s.set.GetOrCreatePrometheusHistogram(
+			fmt.Sprintf(`fabrik_request_duration_seconds{build_system=%q,op=%q}`, buildSystem, op)))
+	}
+	h.(*vm.PrometheusHistogram).Update(d.Seconds())
+	s.latency.observe(now, d)
+}
+
+// Latency returns the 50th, 95th and 99th percentile of client request
+// durations over the last five to ten minutes (zero before any request).
+func (s *Set) Latency() (p50, p95, p99 time.Duration) {
+	q := s.latency.quantiles(time.Now(), 0.5, 0.95, 0.99)
+	sec := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+	return sec(q[0]), sec(q[1]), sec(q[2])
 }
 
 // Upstream counts a request to an upstream tier with its result: hit, miss,
 // error, put, put_error.
 func (s *Set) Upstream(upstream, result string) {
 	s.set.GetOrCreateCounter(fmt.Sprintf(`fabrik_upstream_requests_total{upstream=%q,result=%q}`, upstream, result)).Inc()
+	switch result {
+	case "hit":
+		s.upHits.Add(1)
+		s.upReads.Add(1)
+	case "miss":
+		s.upMisses.Add(1)
+		s.upReads.Add(1)
+	case "error":
+		s.upReads.Add(1)
+	}
+}
+
+// UpstreamReads returns read requests to upstreams (hits, misses and
+// errors) and how many were hits and misses, summed over every upstream.
+func (s *Set) UpstreamReads() (requests, hits, misses uint64) {
+	return s.upReads.Load(), s.upHits.Load(), s.upMisses.Load()
 }
 
 // TierLatency records how long one tier took to answer a read.

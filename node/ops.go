@@ -1,23 +1,240 @@
 package node
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 
+	"github.com/tuist/fabrik-node/actors/events"
+	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/ops"
 	"github.com/tuist/fabrik-node/store"
 )
 
-// registerAPI mounts the API port's endpoints: /metrics now, /api/v1 next.
-func (n *Node) registerAPI(mux *http.ServeMux, guard adapters.Guard) {
-	if n.cfg.Observability.MetricsEnabled == nil || *n.cfg.Observability.MetricsEnabled {
-		(&ops.Metrics{Set: n.metrics, Guard: guard}).Routes(mux)
-	}
+// opsParts is the operations surface's state in a node: the /api/v1
+// handlers, the events publisher and the admin API's hooks.
+type opsParts struct {
+	api    *ops.API
+	events *events.Publisher // nil when [events] nats_url is empty
+
+	mu sync.Mutex // serializes admin config changes (n.cfg has no lock of its own)
+	// setLogLevel applies observability.log_level to the node's logger;
+	// nil refuses the key (the node cannot change its logger's level).
+	setLogLevel func(slog.Level)
 }
 
-// onEvict is the store's eviction callback (called outside store locks).
+// opsByNode holds each node's opsParts until Node has a field for it (see
+// opsOf); several nodes share a test process, so it is keyed by node.
+var opsByNode sync.Map // *Node -> *opsParts
+
+// opsOf returns the node's operations state, created on first use.
+func (n *Node) opsOf() *opsParts {
+	if p, ok := opsByNode.Load(n); ok {
+		return p.(*opsParts)
+	}
+	p, _ := opsByNode.LoadOrStore(n, &opsParts{})
+	return p.(*opsParts)
+}
+
+// SetLogLevelFunc lets the admin API change the log level: the CLI passes
+// its slog.LevelVar's Set. Without it, observability.log_level is refused.
+func (n *Node) SetLogLevelFunc(f func(slog.Level)) {
+	o := n.opsOf()
+	o.mu.Lock()
+	o.setLogLevel = f
+	o.mu.Unlock()
+}
+
+// registerAPI mounts the API port's endpoints: /metrics, the cache query API
+// and (when enabled) the admin API. It also starts the events publisher:
+// it runs once per Start, after the store, metrics and local tier exist and
+// before any listener accepts, which is where events must begin.
+func (n *Node) registerAPI(mux *http.ServeMux, guard adapters.Guard) {
+	obs := n.cfg.Observability
+	if obs.MetricsEnabled == nil || *obs.MetricsEnabled {
+		(&ops.Metrics{Set: n.metrics, Guard: guard}).Routes(mux)
+	}
+	o := n.opsOf()
+	o.api = &ops.API{
+		Index:   n.store,
+		Metrics: n.metrics,
+		Guard:   guard,
+		Query:   obs.CacheQueryAPIEnabled == nil || *obs.CacheQueryAPIEnabled,
+		Logger:  n.log,
+	}
+	if obs.AdminAPIEnabled {
+		o.api.Admin = nodeAdmin{n}
+	}
+	o.api.Routes(mux)
+	n.startEvents(o)
+	n.closers = append(n.closers, func() { opsByNode.Delete(n) })
+}
+
+// startEvents connects the events publisher when [events] nats_url is set.
+// Events are optional: a publisher that cannot start is logged, and the node
+// runs without it rather than refusing to start.
+func (n *Node) startEvents(o *opsParts) {
+	ec := n.cfg.Events
+	if ec.NATSURL == "" {
+		return
+	}
+	p, err := events.Start(n.sys, events.Options{
+		URL:     ec.NATSURL,
+		Node:    ec.NodeName,
+		Stats:   func() (any, error) { return o.api.Stats() },
+		Metrics: n.metrics,
+		Logger:  n.log,
+	})
+	if err != nil {
+		n.log.Error("events disabled", "err", err)
+		return
+	}
+	o.events = p
+	// Closers run after the actors stopped and before the store closes:
+	// evictions during shutdown are no longer published, which is fine.
+	n.closers = append(n.closers, p.Stop)
+}
+
+// onEvict is the store's eviction callback (called outside store locks,
+// possibly before registerAPI ran: eviction at Open finds no publisher).
 func (n *Node) onEvict(e store.EvictEvent) {
 	if n.metrics != nil {
 		n.metrics.Evicted(1)
 	}
+	if p, ok := opsByNode.Load(n); ok {
+		p.(*opsParts).events.Evicted(e.Hash, e.Size, e.Reason)
+	}
+}
+
+// Events is the node's events publisher (nil when events are off).
+func (n *Node) Events() *events.Publisher { return n.opsOf().events }
+
+// nodeAdmin is the admin API's view of the node (ops.Admin).
+type nodeAdmin struct{ n *Node }
+
+var _ ops.Admin = nodeAdmin{}
+
+// Evict evicts from the local tier through its actor, so it is serialized
+// with commits.
+func (a nodeAdmin) Evict(ctx context.Context, target int64, policy string) (int, int64, error) {
+	return a.n.adminEvict(ctx, target, policy)
+}
+
+func (a nodeAdmin) Clear(ctx context.Context) error { return a.n.adminClear(ctx) }
+
+func (a nodeAdmin) Config() (map[string]any, []string) { return a.n.adminConfig() }
+
+func (a nodeAdmin) UpdateConfig(ctx context.Context, changes map[string]string) (map[string]any, error) {
+	return a.n.adminUpdateConfig(ctx, changes)
+}
+
+func (n *Node) adminEvict(ctx context.Context, target int64, policy string) (int, int64, error) {
+	if policy == "" {
+		policy = n.store.Policy()
+	}
+	res, err := n.local.Ask(ctx, &local.Evict{TargetBytes: target, Policy: policy})
+	if err != nil {
+		return 0, 0, fmt.Errorf("ask the local tier: %w", err)
+	}
+	r, ok := res.(*local.EvictResult)
+	if !ok {
+		return 0, 0, fmt.Errorf("local tier answered %T to Evict", res)
+	}
+	if r.Err != nil {
+		return r.Evicted, r.Freed, r.Err
+	}
+	n.log.Info("admin eviction", "target_bytes", target, "policy", policy, "evicted", r.Evicted, "freed_bytes", r.Freed)
+	return r.Evicted, r.Freed, nil
+}
+
+// adminClear empties the local tier only. Upstreams are never asked: a
+// regional's or S3's copy (and a permanent upstream above all) outlives any
+// one node's cache.
+func (n *Node) adminClear(ctx context.Context) error {
+	bytes, objects := n.store.Usage()
+	res, err := n.local.Ask(ctx, &local.Clear{})
+	if err != nil {
+		return fmt.Errorf("ask the local tier: %w", err)
+	}
+	if e, ok := res.(error); ok && e != nil {
+		return e
+	}
+	n.opsOf().events.Cleared(objects, bytes)
+	return nil
+}
+
+func (n *Node) adminConfig() (map[string]any, []string) {
+	o := n.opsOf()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return ops.ConfigValues(&n.cfg), n.adminLiveKeys(o)
+}
+
+// adminLiveKeys are the keys the admin API changes: config.LiveKeys, less
+// the log level when the node cannot change its logger.
+func (n *Node) adminLiveKeys(o *opsParts) []string {
+	keys := slices.Clone(config.LiveKeys)
+	if o.setLogLevel == nil {
+		keys = slices.DeleteFunc(keys, func(k string) bool { return k == "observability.log_level" })
+	}
+	return keys
+}
+
+// adminUpdateConfig builds the next config from the running one and the
+// requested changes, then applies it the way a SIGHUP reload does.
+func (n *Node) adminUpdateConfig(_ context.Context, changes map[string]string) (map[string]any, error) {
+	o := n.opsOf()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	next, keys, err := ops.SetKeys(n.cfg, changes, n.adminLiveKeys(o))
+	if err != nil {
+		return nil, err
+	}
+	var level slog.Level
+	if slices.Contains(keys, "observability.log_level") {
+		if err := level.UnmarshalText([]byte(next.Observability.LogLevel)); err != nil {
+			return nil, &ops.KeyError{Key: "observability.log_level", Reason: err.Error()}
+		}
+	}
+	authChanged := slices.ContainsFunc(keys, func(k string) bool { return strings.HasPrefix(k, "auth.") })
+	if authChanged {
+		// The guards were built when the node started: turning auth on
+		// or off here would leave some listeners open or locked, so only
+		// a change of key source while auth stays on is taken.
+		if !n.authn.Enabled() {
+			return nil, &ops.KeyError{Key: keys[slices.IndexFunc(keys, func(k string) bool { return strings.HasPrefix(k, "auth.") })],
+				Reason: "auth is off in this node; enabling it needs a restart"}
+		}
+		if next.Auth.PublicKeyFile == "" && next.Auth.PublicKeysDir == "" && next.Auth.JWKSURL == "" {
+			return nil, &ops.KeyError{Key: "auth", Reason: "would leave no key source: auth cannot be turned off while the node runs"}
+		}
+		if err := n.authn.Reload(next.Auth); err != nil {
+			return nil, &ops.KeyError{Key: "auth", Reason: err.Error()}
+		}
+		n.cfg.Auth = next.Auth
+	}
+	if err := n.Apply(next); err != nil {
+		var ke *ops.KeyError
+		if errors.As(err, &ke) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("apply config: %w", err)
+	}
+	if o.setLogLevel != nil && slices.Contains(keys, "observability.log_level") {
+		o.setLogLevel(level)
+	}
+	values := ops.ConfigValues(&n.cfg)
+	applied := map[string]any{}
+	for _, k := range keys {
+		applied[k] = values[k]
+	}
+	n.log.Info("config changed through the admin API", "keys", keys)
+	return applied, nil
 }

@@ -1,0 +1,232 @@
+package ops
+
+import (
+	"container/heap"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tuist/fabrik-node/messages"
+)
+
+// Index is the part of the local store the query API reads. Blobs streams
+// every blob's metadata a page at a time; the API never holds more than the
+// page it answers (plus the entries ranked ahead of it).
+type Index interface {
+	Blobs(fn func(messages.Meta) bool) error
+	BlobMeta(hash string) (messages.Meta, error)
+	Usage() (bytes int64, objects int64)
+}
+
+// Sort orders of the artifact listing.
+const (
+	SortSizeDesc     = "size_desc"
+	SortSizeAsc      = "size_asc"
+	SortAccessedDesc = "accessed_desc"
+	SortCreatedDesc  = "created_desc"
+	SortCountDesc    = "count_desc"
+)
+
+// before reports whether a ranks ahead of b in a sort order. Ties fall back
+// to the hash so that pages are stable across requests.
+type before func(a, b *messages.Meta) bool
+
+func orderFor(sort string) (before, error) {
+	var key func(a, b *messages.Meta) int
+	switch sort {
+	case SortSizeDesc:
+		key = func(a, b *messages.Meta) int { return cmp64(b.Size, a.Size) }
+	case SortSizeAsc:
+		key = func(a, b *messages.Meta) int { return cmp64(a.Size, b.Size) }
+	case SortAccessedDesc:
+		key = func(a, b *messages.Meta) int { return cmp64(b.LastAccess.UnixNano(), a.LastAccess.UnixNano()) }
+	case SortCreatedDesc:
+		key = func(a, b *messages.Meta) int { return cmp64(b.CreatedAt.UnixNano(), a.CreatedAt.UnixNano()) }
+	case SortCountDesc:
+		key = func(a, b *messages.Meta) int {
+			return cmp64(int64(min(b.AccessCount, 1<<62)), int64(min(a.AccessCount, 1<<62)))
+		}
+	default:
+		return nil, fmt.Errorf("sort %q is not one of size_desc, size_asc, accessed_desc, created_desc, count_desc", sort)
+	}
+	return func(a, b *messages.Meta) bool {
+		if c := key(a, b); c != 0 {
+			return c < 0
+		}
+		return a.Hash < b.Hash
+	}, nil
+}
+
+func cmp64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// topK keeps the k entries that rank first while a scan streams past: a heap
+// whose root is the worst entry kept, so each new entry costs one comparison
+// when it does not qualify and O(log k) when it does. Memory is O(k).
+type topK struct {
+	k     int
+	less  before
+	items []messages.Meta
+}
+
+func (t *topK) Len() int { return len(t.items) }
+
+// Less puts the worst-ranked entry at the root.
+func (t *topK) Less(i, j int) bool { return t.less(&t.items[j], &t.items[i]) }
+func (t *topK) Swap(i, j int)      { t.items[i], t.items[j] = t.items[j], t.items[i] }
+func (t *topK) Push(x any)         { t.items = append(t.items, x.(messages.Meta)) }
+func (t *topK) Pop() any {
+	last := t.items[len(t.items)-1]
+	t.items = t.items[:len(t.items)-1]
+	return last
+}
+
+func (t *topK) offer(m messages.Meta) {
+	if t.k <= 0 {
+		return
+	}
+	if len(t.items) < t.k {
+		heap.Push(t, m)
+		return
+	}
+	if t.less(&m, &t.items[0]) {
+		t.items[0] = m
+		heap.Fix(t, 0)
+	}
+}
+
+// sorted drains the heap into rank order.
+func (t *topK) sorted() []messages.Meta {
+	out := make([]messages.Meta, len(t.items))
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(t).(messages.Meta)
+	}
+	return out
+}
+
+// filter selects artifacts for /api/v1/artifacts/search; the zero filter
+// matches everything.
+type filter struct {
+	query       string // lower-case substring of the hash or the build system
+	buildSystem string
+	minSize     int64
+	maxSize     int64 // 0: no bound
+}
+
+func (f filter) match(m *messages.Meta) bool {
+	if m.Size < f.minSize || (f.maxSize > 0 && m.Size > f.maxSize) {
+		return false
+	}
+	if f.buildSystem != "" && !strings.EqualFold(m.BuildSystem, f.buildSystem) {
+		return false
+	}
+	if f.query != "" && !strings.Contains(m.Hash, f.query) && !strings.Contains(strings.ToLower(m.BuildSystem), f.query) {
+		return false
+	}
+	return true
+}
+
+// rank scans the index once and returns the first k entries in order and
+// the number of entries that matched.
+func rank(idx Index, order before, k int, f filter) ([]messages.Meta, int, error) {
+	t := &topK{k: k, less: order, items: make([]messages.Meta, 0, min(k, 4096))}
+	total := 0
+	err := idx.Blobs(func(m messages.Meta) bool {
+		if f.match(&m) {
+			total++
+			t.offer(m)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return t.sorted(), total, nil
+}
+
+// snapshotTTL is how long a ranked listing is reused. Tuist pages through
+// the cache explorer a few requests at a time; a few seconds of staleness is
+// invisible there and saves a full index scan per page.
+const snapshotTTL = 3 * time.Second
+
+// minSnapshot is the smallest prefix ranked per scan: the first ten pages of
+// 100 come from one scan.
+const minSnapshot = 1024
+
+// snapshot is a ranked prefix of the listing in one sort order.
+type snapshot struct {
+	at    time.Time
+	items []messages.Meta // the first len(items) entries in order (all of them when complete)
+	total int
+}
+
+// rankings caches one snapshot per sort order. Each order has its own lock,
+// held during a scan, so concurrent requests for the same order wait for one
+// scan instead of starting their own.
+type rankings struct {
+	idx Index
+	now func() time.Time
+
+	mu     sync.Mutex
+	orders map[string]*orderCache
+}
+
+type orderCache struct {
+	mu   sync.Mutex
+	snap *snapshot
+}
+
+func newRankings(idx Index, now func() time.Time) *rankings {
+	return &rankings{idx: idx, now: now, orders: map[string]*orderCache{}}
+}
+
+// page returns entries [offset, offset+limit) in the given order and the
+// total number of artifacts.
+func (r *rankings) page(sort string, order before, offset, limit int) ([]messages.Meta, int, error) {
+	r.mu.Lock()
+	oc, ok := r.orders[sort]
+	if !ok {
+		oc = &orderCache{}
+		r.orders[sort] = oc
+	}
+	r.mu.Unlock()
+
+	need := offset + limit
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	s := oc.snap
+	if s == nil || r.now().Sub(s.at) > snapshotTTL || (len(s.items) < need && len(s.items) < s.total) {
+		// Rank to the next power of two so that paging forward reuses
+		// the scan for a while.
+		k := minSnapshot
+		for k < need {
+			k *= 2
+		}
+		items, total, err := rank(r.idx, order, k, filter{})
+		if err != nil {
+			return nil, 0, err
+		}
+		s = &snapshot{at: r.now(), items: items, total: total}
+		oc.snap = s
+	}
+	if offset >= len(s.items) {
+		return nil, s.total, nil
+	}
+	return s.items[offset:min(need, len(s.items))], s.total, nil
+}
+
+// invalidate drops every snapshot (after an admin eviction or clear, whose
+// caller expects to see the result at once).
+func (r *rankings) invalidate() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.orders)
+}

@@ -17,6 +17,7 @@ Usage:
   fabrik-node [--role edge|regional] [--config FILE] [--log-level LEVEL] [--config-SECTION-KEY VALUE ...]
   fabrik-node daemon ...        run an edge (same flags)
   fabrik-node server ...        run a regional node (same flags)
+  fabrik-node bazel [--config-...] -- <bazel args>   run bazel with a cache on a loopback port
   fabrik-node config validate|generate|show ...
   fabrik-node health [--url URL] check a running node's /health
   fabrik-node --version
@@ -44,6 +45,8 @@ func run(args []string) int {
 			return configcmd.Run(args[1:], os.Stdout, os.Stderr, os.Environ(), cwd)
 		case "health":
 			return healthCommand(args[1:])
+		case "bazel":
+			return bazelCommand(args[1:], cwd)
 		case "daemon":
 			return serve(append([]string{"--role", "edge"}, args[1:]...), cwd)
 		case "server":

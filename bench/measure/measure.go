@@ -1,0 +1,107 @@
+// Package measure holds what the benchmark programs share: latency
+// summaries and the peak resident memory of a node process read from /proc.
+package measure
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Summary describes a set of latencies.
+type Summary struct {
+	N              int
+	Mean, P50, P99 time.Duration
+	Max            time.Duration
+}
+
+// Summarize sorts d in place and returns its summary.
+func Summarize(d []time.Duration) Summary {
+	if len(d) == 0 {
+		return Summary{}
+	}
+	slices.Sort(d)
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	return Summary{N: len(d), Mean: sum / time.Duration(len(d)), P50: pct(d, 50), P99: pct(d, 99), Max: d[len(d)-1]}
+}
+
+// pct is the nearest-rank percentile of sorted d.
+func pct(d []time.Duration, p int) time.Duration {
+	i := (len(d)*p + 99) / 100
+	return d[max(i-1, 0)]
+}
+
+// Ms formats a duration in milliseconds with enough digits for loopback.
+func Ms(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 2, 64) + "ms" }
+
+// ResetPeak resets the process's peak RSS (VmHWM) so that the next reading
+// covers only what follows (Linux >= 4.0; "5" to clear_refs). Without the
+// permission the reading covers the process's whole life, which the caller
+// is told.
+func ResetPeak(pid int) error {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset peak RSS of pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// PeakRSS returns VmHWM and VmRSS of pid in bytes.
+func PeakRSS(pid int) (peak, current int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read memory of pid %d: %w", pid, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok || (name != "VmHWM" && name != "VmRSS") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("parse %s of pid %d: %w", name, pid, err)
+		}
+		if name == "VmHWM" {
+			peak = kb << 10
+		} else {
+			current = kb << 10
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read memory of pid %d: %w", pid, err)
+	}
+	return peak, current, nil
+}
+
+// Pids parses "name=pid,name=pid" (or bare pids, named by themselves).
+func Pids(s string) (map[string]int, []string, error) {
+	m := map[string]int{}
+	var order []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		name, p, ok := strings.Cut(part, "=")
+		if !ok {
+			p = name
+		}
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pid %q: %w", part, err)
+		}
+		m[name] = pid
+		order = append(order, name)
+	}
+	return m, order, nil
+}
+
+// MiB formats bytes as mebibytes.
+func MiB(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB" }

@@ -1,0 +1,253 @@
+// Command misspath measures what each tier adds to a cache miss: artifacts
+// that only S3 holds are read, one at a time, by
+//
+//	s3-raw    one GetObject of the blob with the raw SDK (the floor)
+//	s3-tier   the S3 tier (key entry, then blob)
+//	regional  a Fabrik client -> regional (local miss) -> S3
+//	edge      Gradle GET -> edge (miss) -> regional (miss) -> S3
+//
+// and then again as hits (regional-hit, edge-hit) once write-back stored
+// them. Each path reads its own fresh keys so every miss is a real one.
+//
+//	misspath -s3-endpoint http://127.0.0.1:9000 -bucket bench -prefix tenant-bench/ \
+//	  -regional 127.0.0.1:7070 -edge http://127.0.0.1:5071 -sizes 4KiB,1MiB -n 50
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tuist/fabrik-node/bench/measure"
+	"github.com/tuist/fabrik-node/bench/pattern"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tier"
+	"github.com/tuist/fabrik-node/tiers/fabrik"
+	s3tier "github.com/tuist/fabrik-node/tiers/s3"
+)
+
+type options struct {
+	endpoint, bucket, prefix string
+	accessKey, secretKey     string
+	regional, edge           string
+	sizes                    []int64
+	n, warm                  int
+	run                      uint64
+	create                   bool
+}
+
+func main() {
+	var o options
+	var sizes string
+	flag.StringVar(&o.endpoint, "s3-endpoint", "", "S3-compatible endpoint (MinIO on loopback)")
+	flag.StringVar(&o.bucket, "bucket", "bench", "bucket the regional's S3 upstream uses")
+	flag.StringVar(&o.prefix, "prefix", "tenant-bench/", "tenant prefix of the regional's S3 upstream")
+	flag.StringVar(&o.accessKey, "access-key", os.Getenv("AWS_ACCESS_KEY_ID"), "S3 access key")
+	flag.StringVar(&o.secretKey, "secret-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "S3 secret key")
+	flag.StringVar(&o.regional, "regional", "", "regional's Fabrik address host:port")
+	flag.StringVar(&o.edge, "edge", "", "edge's Gradle base URL (its upstream is -regional)")
+	flag.StringVar(&sizes, "sizes", "4KiB,1MiB", "artifact sizes")
+	flag.IntVar(&o.n, "n", 30, "reads per size and path")
+	flag.IntVar(&o.warm, "warm", 2, "untimed reads per path first (they open connections)")
+	flag.Uint64Var(&o.run, "run", uint64(time.Now().UnixNano()), "run id: keys are derived from it")
+	flag.BoolVar(&o.create, "create-bucket", false, "create the bucket first")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := pattern.ParseSize(s)
+		if err != nil {
+			fail(err)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	// -create-bucket -sizes "" only prepares the bucket.
+	if o.endpoint == "" || (len(o.sizes) > 0 && (o.regional == "" || o.edge == "")) {
+		fail(fmt.Errorf("-s3-endpoint, -regional and -edge are required"))
+	}
+	if err := run(context.Background(), o); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "misspath:", err)
+	os.Exit(1)
+}
+
+// paths are the readers under comparison, built once so connections are
+// reused as they would be in a long-running node.
+type paths struct {
+	o      options
+	raw    *awss3.Client
+	s3     *s3tier.Tier
+	fabrik *fabrik.Tier
+	http   *http.Client
+	buf    []byte
+}
+
+func run(ctx context.Context, o options) error {
+	p := &paths{o: o, buf: make([]byte, 256<<10), http: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+	p.raw = awss3.New(awss3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(o.endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(o.accessKey, o.secretKey, ""),
+		// Same checksum settings as the tier, so the floor is comparable.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+	if o.create {
+		if _, err := p.raw.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(o.bucket)}); err != nil {
+			return fmt.Errorf("create bucket %s: %w", o.bucket, err)
+		}
+	}
+	if len(o.sizes) == 0 {
+		return nil
+	}
+	var err error
+	p.s3, err = s3tier.New(ctx, "bench-s3", s3tier.Options{
+		Bucket: o.bucket, Prefix: o.prefix, Endpoint: o.endpoint, AccessKey: o.accessKey, SecretKey: o.secretKey,
+	})
+	if err != nil {
+		return err
+	}
+	if p.fabrik, err = fabrik.New("bench-regional", "grpc://"+o.regional, fabrik.Options{Timeout: 30 * time.Second}); err != nil {
+		return err
+	}
+	defer p.fabrik.Close()
+
+	fmt.Printf("%-8s %-13s %5s %10s %10s %10s %10s %12s\n", "size", "path", "n", "p50", "p99", "mean", "MB/s", "p50-s3raw")
+	for si, size := range o.sizes {
+		if err := p.size(ctx, si, size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// artifact is one seeded key.
+type artifact struct {
+	key, hash string
+	size      int64
+}
+
+// size seeds fresh keys of one size in S3 and reads them through each path.
+func (p *paths) size(ctx context.Context, si int, size int64) error {
+	warm := p.o.warm
+	n := p.o.n + warm
+	edgeSet, regionalSet := make([]artifact, n), make([]artifact, n)
+	for i := range n {
+		var err error
+		if edgeSet[i], err = p.seed(ctx, si, size, i); err != nil {
+			return err
+		}
+		if regionalSet[i], err = p.seed(ctx, si, size, n+i); err != nil {
+			return err
+		}
+	}
+	var floor time.Duration
+	steps := []struct {
+		name string
+		set  []artifact
+		read func(context.Context, artifact) (int64, error)
+	}{
+		{"s3-raw", edgeSet, p.readRaw},
+		{"s3-tier", edgeSet, p.readTier(p.s3)},
+		{"regional", regionalSet, p.readTier(p.fabrik)},
+		{"edge", edgeSet, p.readEdge},
+		{"regional-hit", regionalSet, p.readTier(p.fabrik)},
+		{"edge-hit", edgeSet, p.readEdge},
+	}
+	for _, st := range steps {
+		if strings.HasSuffix(st.name, "-hit") {
+			// Write-back commits after the last byte was served; give it
+			// a moment so the hits are hits.
+			time.Sleep(500 * time.Millisecond)
+		}
+		var lat []time.Duration
+		for i, a := range st.set {
+			start := time.Now()
+			got, err := st.read(ctx, a)
+			took := time.Since(start)
+			if err != nil {
+				return fmt.Errorf("%s read of %s: %w", st.name, a.key, err)
+			}
+			if got != a.size {
+				return fmt.Errorf("%s read of %s: %d bytes, want %d", st.name, a.key, got, a.size)
+			}
+			if i >= warm {
+				lat = append(lat, took)
+			}
+		}
+		s := measure.Summarize(lat)
+		if st.name == "s3-raw" {
+			floor = s.P50
+		}
+		fmt.Printf("%-8s %-13s %5d %10s %10s %10s %10.1f %12s\n", pattern.FormatSize(size), st.name, s.N,
+			measure.Ms(s.P50), measure.Ms(s.P99), measure.Ms(s.Mean),
+			float64(size)/1e6/s.Mean.Seconds(), "+"+measure.Ms(s.P50-floor))
+	}
+	return nil
+}
+
+// seed stores artifact i of size index si in S3 only, through the S3
+// tier so its layout is exactly what the regional reads.
+func (p *paths) seed(ctx context.Context, si int, size int64, i int) (artifact, error) {
+	key := pattern.Key(p.o.run, si<<20|i)
+	hash, err := pattern.Hash(key, size)
+	if err != nil {
+		return artifact{}, err
+	}
+	ref := messages.Ref{Namespace: "gradle", Key: key}
+	if err := p.s3.Put(ctx, ref, messages.Meta{Size: size, Hash: hash}, pattern.New(key, size)); err != nil {
+		return artifact{}, fmt.Errorf("seed %s: %w", key, err)
+	}
+	return artifact{key: key, hash: hash, size: size}, nil
+}
+
+func (p *paths) readRaw(ctx context.Context, a artifact) (int64, error) {
+	out, err := p.raw.GetObject(ctx, &awss3.GetObjectInput{
+		Bucket: aws.String(p.o.bucket), Key: aws.String(p.o.prefix + "cas/" + a.hash[:2] + "/" + a.hash),
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer out.Body.Close()
+	return io.CopyBuffer(io.Discard, out.Body, p.buf)
+}
+
+func (p *paths) readTier(t tier.Tier) func(context.Context, artifact) (int64, error) {
+	return func(ctx context.Context, a artifact) (int64, error) {
+		_, body, err := t.Get(ctx, messages.Ref{Namespace: "gradle", Key: a.key})
+		if err != nil {
+			return 0, err
+		}
+		defer body.Close()
+		return io.CopyBuffer(io.Discard, body, p.buf)
+	}
+}
+
+func (p *paths) readEdge(ctx context.Context, a artifact) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.edge+"/cache/"+a.key, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("edge answered %s", resp.Status)
+	}
+	return io.CopyBuffer(io.Discard, resp.Body, p.buf)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -33,7 +34,7 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 		turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log}).Routes(mux)
 	}
 	if enabled("gradle") || enabled("nx") || enabled("turborepo") {
-		if err := n.serveHTTP("http", bt.HTTPBind, mux, grace); err != nil {
+		if err := n.serveHTTP("http", bt.HTTPBind, collapseSlashes(mux), grace); err != nil {
 			return err
 		}
 	}
@@ -61,4 +62,25 @@ func authErrorWriter(write func(w http.ResponseWriter, status int, msg string)) 
 		}
 		write(w, status, err.Error())
 	}
+}
+
+// collapseSlashes rewrites "//v8/artifacts/x" to "/v8/artifacts/x" before
+// routing. Users who configure a base URL with a trailing slash make their
+// clients send double slashes, and ServeMux would answer with a redirect
+// that clients streaming an upload (turbo) cannot replay.
+func collapseSlashes(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "//") {
+			p := r.URL.Path
+			for strings.Contains(p, "//") {
+				p = strings.ReplaceAll(p, "//", "/")
+			}
+			r2 := *r
+			u := *r.URL
+			u.Path, u.RawPath = p, ""
+			r2.URL = &u
+			r = &r2
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -1,0 +1,182 @@
+package gradle
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tuist/fabrik-node/adapters/cachetest"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/store"
+)
+
+const key = "0123456789abcdef0123456789abcdef"
+
+func serve(t *testing.T, maxArtifact, maxStore int64) (*httptest.Server, *store.Store) {
+	t.Helper()
+	cache, st := cachetest.NewWithStore(t, cachetest.Options{MaxSize: maxStore})
+	mux := http.NewServeMux()
+	New(cache, Options{MaxArtifactSize: maxArtifact}).Routes(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+func do(t *testing.T, method, url string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/vnd.gradle.build-cache-artifact.v1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func random(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// storeIsEmpty checks that nothing was committed and no staging file leaked.
+func storeIsEmpty(t *testing.T, st *store.Store) {
+	t.Helper()
+	if _, n := st.Usage(); n != 0 {
+		t.Fatalf("store holds %d objects, want none", n)
+	}
+	if _, err := st.Stat(messages.Ref{Namespace: Namespace, Key: key}); err == nil {
+		t.Fatal("rejected artifact is visible")
+	}
+}
+
+func TestPutGetRoundTrip(t *testing.T) {
+	srv, _ := serve(t, 1<<20, 1<<30)
+	body := random(300 << 10)
+	if resp, msg := do(t, http.MethodPut, srv.URL+"/cache/"+key, bytes.NewReader(body)); resp.StatusCode != 200 {
+		t.Fatalf("PUT: %s %s", resp.Status, msg)
+	}
+	resp, got := do(t, http.MethodGet, srv.URL+"/cache/"+key, nil)
+	if resp.StatusCode != 200 || got != string(body) {
+		t.Fatalf("GET: %s, %d bytes, want 200 and the stored %d bytes", resp.Status, len(got), len(body))
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != contentType {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if resp, _ := do(t, http.MethodHead, srv.URL+"/cache/"+key, nil); resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("HEAD: %s length %d", resp.Status, resp.ContentLength)
+	}
+}
+
+func TestMissIs404(t *testing.T) {
+	srv, _ := serve(t, 1<<20, 1<<30)
+	if resp, _ := do(t, http.MethodGet, srv.URL+"/cache/"+key, nil); resp.StatusCode != 404 {
+		t.Fatalf("GET miss: %s, want 404", resp.Status)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	srv, st := serve(t, 64<<10, 1<<30)
+	cases := []struct {
+		name, method, path string
+		body               io.Reader
+		want               int
+	}{
+		{"malformed key", http.MethodGet, "/cache/not-hex!", nil, 400},
+		{"key too short", http.MethodPut, "/cache/abc", strings.NewReader("x"), 400},
+		{"path escape", http.MethodGet, "/cache/..%2f..%2fetc", nil, 400},
+		{"unknown path", http.MethodGet, "/elsewhere/" + key, nil, 404},
+		{"over max size", http.MethodPut, "/cache/" + key, bytes.NewReader(random(64<<10 + 1)), 413},
+		{"chunked over max size", http.MethodPut, "/cache/" + key, io.MultiReader(bytes.NewReader(random(64<<10)), strings.NewReader("xx")), 413},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, msg := do(t, c.method, srv.URL+c.path, c.body)
+			if resp.StatusCode != c.want {
+				t.Fatalf("%s %s: %s (%s), want %d", c.method, c.path, resp.Status, msg, c.want)
+			}
+			if c.want != 404 && strings.TrimSpace(msg) == "" {
+				t.Fatal("error without a message")
+			}
+			storeIsEmpty(t, st)
+		})
+	}
+}
+
+// rawPut sends a request by hand so that the body can be shorter than the
+// declared Content-Length, as a client that dies mid-upload does.
+func rawPut(t *testing.T, addr, path string, declared int, body []byte, expectContinue bool) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n", path, declared)
+	if expectContinue {
+		fmt.Fprintf(c, "Expect: 100-continue\r\n")
+	}
+	fmt.Fprintf(c, "\r\n")
+	c.Write(body)
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+func TestTruncatedUploadLeavesNothing(t *testing.T) {
+	srv, st := serve(t, 1<<20, 1<<30)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	status := rawPut(t, addr, "/cache/"+key, 1000, random(600), false)
+	if !strings.Contains(status, "400") && status != "" {
+		t.Fatalf("truncated upload answered %q, want 400 or a dropped connection", status)
+	}
+	storeIsEmpty(t, st)
+	if left, _ := os.ReadDir(stagingDir(t, st)); len(left) != 0 {
+		t.Fatalf("staging files left behind: %d", len(left))
+	}
+}
+
+// stagingDir finds the store's staging directory through a throwaway stage.
+func stagingDir(t *testing.T, st *store.Store) string {
+	s, err := st.Stager().New("", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Discard()
+	return filepath.Dir(s.Path())
+}
+
+// Expect: 100-continue with a declared length over the limit is refused
+// before the client sends a byte.
+func TestExpectContinueRefusedEarly(t *testing.T) {
+	srv, st := serve(t, 1<<10, 1<<30)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if status := rawPut(t, addr, "/cache/"+key, 1<<20, nil, true); !strings.Contains(status, "413") {
+		t.Fatalf("answered %q, want 413 before the body", status)
+	}
+	storeIsEmpty(t, st)
+}
+
+func TestFullStoreIs507(t *testing.T) {
+	srv, _ := serve(t, 1<<20, 100<<10)
+	resp, msg := do(t, http.MethodPut, srv.URL+"/cache/"+key, bytes.NewReader(random(200<<10)))
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("PUT larger than the store: %s %s, want 507", resp.Status, msg)
+	}
+}

@@ -158,12 +158,20 @@ func (s *Store) flusher() {
 	defer close(s.done)
 	t := time.NewTicker(s.opts.AccessFlushInterval)
 	defer t.Stop()
+	// Only values over ValueThreshold (large attrs, queue entries) reach the
+	// value log; reclaiming their space now and then keeps it from growing.
+	gc := time.NewTicker(10 * time.Minute)
+	defer gc.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
 		case <-s.kick:
+		case <-gc.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+			continue
 		}
 		s.flushAccess()
 	}

@@ -46,6 +46,8 @@ func openStore(t testing.TB, opts Options) *Store {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	// Tests look at files and events after the start-up check, not during it.
+	<-s.Verified()
 	return s
 }
 

@@ -69,7 +69,11 @@ func TestStartupHygiene(t *testing.T) {
 
 	var events []EvictEvent
 	var mu sync.Mutex
-	s = openStore(t, Options{Dir: dir, OnEvict: func(e EvictEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	s, err := Open(Options{Dir: dir, OnEvict: func(e EvictEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
 	// Broken entries are never served, even before the background check.
 	for _, ref := range []messages.Ref{key("a"), key("b")} {
 		if _, _, err := s.Open(ref); !errors.Is(err, tier.ErrNotFound) {

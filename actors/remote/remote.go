@@ -7,6 +7,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -124,10 +125,21 @@ func (a *Actor) admit(ctx actor.Context) bool {
 // run executes op off the mailbox and replies to the original sender
 // directly; the actor only hears about the outcome.
 func (a *Actor) run(ctx actor.Context, op func(context.Context) (any, bool, error)) {
-	sender, self, root := ctx.Sender(), ctx.Self(), ctx.ActorSystem().Root
+	sender, self, root, msg := ctx.Sender(), ctx.Self(), ctx.ActorSystem().Root, ctx.Message()
 	timeout := a.opts.Timeout
 	go func() {
 		start := time.Now()
+		defer func() {
+			// A tier that panics must cost one request, not the process: the
+			// goroutine is outside the actor's supervision.
+			if p := recover(); p != nil {
+				a.opts.Logger.Error("tier panicked; answered as a miss", "tier", a.tier.Name(), "panic", p)
+				if sender != nil {
+					root.Send(sender, missFor(msg, a.tier.Name()))
+				}
+				root.Send(self, &done{failed: true, err: fmt.Errorf("panic: %v", p)})
+			}
+		}()
 		// The timeout bounds the time to an answer (first byte for Get), not
 		// a large transfer: a stalled body is the tier's idle timeout's job.
 		c, cancel := context.WithCancel(context.Background())
@@ -192,6 +204,17 @@ func (a *Actor) report(result string, took time.Duration) {
 	if a.opts.OnResult != nil {
 		a.opts.OnResult(a.tier.Name(), result, took)
 	}
+}
+
+// missFor is the miss answer to a request message.
+func missFor(msg any, tierName string) any {
+	switch msg.(type) {
+	case *messages.Stat:
+		return &messages.StatResult{Tier: tierName}
+	case *messages.Delete:
+		return &messages.DeleteResult{}
+	}
+	return &messages.GetResult{Tier: tierName}
 }
 
 // cancelOnClose releases the request context when the body is closed.

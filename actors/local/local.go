@@ -7,6 +7,7 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -73,8 +74,20 @@ func New(s *store.Store, ttl, sweepEvery time.Duration, log *slog.Logger) func()
 	}
 }
 
-// Receive handles one message.
+// Receive handles one message. A panic (a store bug, a corrupt index)
+// answers the asker with a miss or an error at once, then propagates so the
+// supervisor restarts the actor; without the answer the asker would wait
+// for its timeout.
 func (a *Actor) Receive(ctx actor.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("local tier panicked; restarting", "panic", p)
+			if ctx.Sender() != nil {
+				ctx.Respond(failureFor(ctx.Message(), fmt.Errorf("local tier panicked: %v", p)))
+			}
+			panic(p)
+		}
+	}()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.startSweep(ctx)
@@ -133,6 +146,22 @@ func (a *Actor) get(m *messages.Get) *messages.GetResult {
 	default:
 		return &messages.GetResult{Tier: Name, Err: err}
 	}
+}
+
+func failureFor(msg any, err error) any {
+	switch msg.(type) {
+	case *messages.Get:
+		return &messages.GetResult{Tier: Name, Err: err}
+	case *messages.Stat:
+		return &messages.StatResult{Tier: Name, Err: err}
+	case *messages.Put:
+		return &messages.PutResult{Err: err}
+	case *messages.Delete:
+		return &messages.DeleteResult{Err: err}
+	case *Evict:
+		return &EvictResult{Err: err}
+	}
+	return err
 }
 
 func statResult(meta messages.Meta, err error) *messages.StatResult {

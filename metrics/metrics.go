@@ -49,8 +49,14 @@ type minuteCount struct {
 	n      uint64
 }
 
+// exposeTypes turns on # HELP and # TYPE lines: Prometheus then knows which
+// series are counters, gauges and histograms instead of guessing "untyped".
+// It is a process-wide switch of the library, set once.
+var exposeTypes sync.Once
+
 // New creates a metric set. sizeBytes and objects are read at scrape time.
 func New(sizeBytes, objects func() float64) *Set {
+	exposeTypes.Do(func() { vm.ExposeMetadata(true) })
 	now := time.Now()
 	s := &Set{set: vm.NewSet(), hits: map[string]*vm.Counter{}, misses: map[string]*vm.Counter{},
 		latency: newLatency(now), created: now}

@@ -19,24 +19,24 @@ func serve(args []string, cwd string) int {
 	if role == "" {
 		role = config.RoleEdge
 	}
-	rest := args[:0:0]
-	for i := 0; i < len(args); i++ {
-		a := args[i]
+	configArgs, rest := config.SplitArgs(args)
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
 		switch {
-		case a == "--role" && i+1 < len(args):
-			role = config.Role(args[i+1])
+		case a == "--role" && i+1 < len(rest):
+			role = config.Role(rest[i+1])
 			i++
 		case strings.HasPrefix(a, "--role="):
 			role = config.Role(strings.TrimPrefix(a, "--role="))
 		default:
-			rest = append(rest, a)
+			return fail("unknown argument %q (see fabrik-node --help)", a)
 		}
 	}
 	if role != config.RoleEdge && role != config.RoleRegional {
 		return fail("unknown role %q: use edge or regional", role)
 	}
 	home, _ := os.UserHomeDir()
-	opts := config.LoadOptions{Role: role, Args: rest, Env: os.Environ(), Cwd: cwd, Home: home}
+	opts := config.LoadOptions{Role: role, Args: configArgs, Env: os.Environ(), Cwd: cwd, Home: home}
 	loaded, err := config.Load(opts)
 	if err != nil {
 		return fail("%v", err)

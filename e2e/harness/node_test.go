@@ -27,9 +27,7 @@ func TestStartNodeEdgeLifecycle(t *testing.T) {
 	if code, err := healthStatus(t, n.HealthURL()); err != nil || code != http.StatusOK {
 		t.Fatalf("health: %d, %v", code, err)
 	}
-	// The gRPC (Bazel) listener is left to the Bazel e2e tests: it opens
-	// only once that adapter is wired into the node.
-	for name, addr := range map[string]string{"http": n.HTTPAddr, "api": n.APIAddr} {
+	for name, addr := range map[string]string{"http": n.HTTPAddr, "grpc": n.GRPCAddr, "api": n.APIAddr} {
 		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			t.Errorf("%s listener %s not accepting: %v\n%s", name, addr, err, n.Logs())

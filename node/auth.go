@@ -1,6 +1,8 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -22,6 +24,7 @@ func (n *Node) startAuth() error {
 		return err
 	}
 	n.authn = a
+	a.Observe(n.countRefusal)
 	n.closers = append(n.closers, func() { a.Close() })
 	n.upstreamCreds = a.Tokens().Credentials()
 	return nil
@@ -61,15 +64,36 @@ func (n *Node) grpcServerOptions() []grpc.ServerOption {
 	return n.authn.GRPCServerOptions(grpcScope)
 }
 
-// grpcScope classifies the RPCs of the Fabrik protocol and of REAPI.
+// countRefusal counts refused requests in fabrik_auth_refused_total, so an
+// operator sees a misconfigured edge (no or a stale machine token) or a
+// probing client on the dashboard, not only in logs. Labels stay low
+// cardinality: why, and the scope that was needed.
+func (n *Node) countRefusal(need auth.Scope, _ auth.Principal, err error) {
+	if err == nil {
+		return
+	}
+	reason := "unauthenticated"
+	if errors.Is(err, auth.ErrForbidden) {
+		reason = "forbidden"
+	}
+	n.metrics.Counter(fmt.Sprintf(`fabrik_auth_refused_total{reason=%q,need=%q}`, reason, string(need))).Inc()
+}
+
+// grpcScope classifies the RPCs of the Fabrik protocol and of REAPI. Reads
+// are listed and everything else needs cache:write, so a method added to a
+// service later (REAPI's SpliceBlob stores a blob) fails closed instead of
+// being open to read-only tokens.
 func grpcScope(fullMethod string) auth.Scope {
 	if strings.HasPrefix(fullMethod, "/grpc.health.v1.Health/") {
 		return auth.Public
 	}
 	method := fullMethod[strings.LastIndex(fullMethod, "/")+1:]
 	switch method {
-	case "Put", "Delete", "BatchUpdateBlobs", "UpdateActionResult", "Write":
-		return auth.Write
+	case "Exists", "Get", "GetStats", // Fabrik protocol
+		"GetCapabilities", "FindMissingBlobs", "BatchReadBlobs", "GetTree", "SplitBlob", "GetChunkMapping", // REAPI CAS
+		"GetActionResult",          // REAPI action cache
+		"Read", "QueryWriteStatus": // ByteStream
+		return auth.Read
 	}
-	return auth.Read
+	return auth.Write
 }

@@ -152,9 +152,10 @@ func rank(idx Index, order before, k int, f filter) ([]messages.Meta, int, error
 	return t.sorted(), total, nil
 }
 
-// snapshotTTL is how long a ranked listing is reused. Tuist pages through
-// the cache explorer a few requests at a time; a few seconds of staleness is
-// invisible there and saves a full index scan per page.
+// snapshotTTL is how long a ranked listing is served as it is. Past it the
+// listing is still served (a cache explorer does not need second-exact
+// rankings) while one background scan replaces it, so requests wait for a
+// scan only when no snapshot covers the page they ask for.
 const snapshotTTL = 3 * time.Second
 
 // minSnapshot is the smallest prefix ranked per scan: the first ten pages of
@@ -168,20 +169,24 @@ type snapshot struct {
 	total int
 }
 
+func (s *snapshot) covers(need int) bool { return len(s.items) >= need || len(s.items) == s.total }
+
 // rankings caches one snapshot per sort order. Each order has its own lock,
-// held during a scan, so concurrent requests for the same order wait for one
-// scan instead of starting their own.
+// held during a foreground scan, so concurrent requests for the same order
+// wait for one scan instead of starting their own.
 type rankings struct {
 	idx Index
 	now func() time.Time
 
 	mu     sync.Mutex
 	orders map[string]*orderCache
+	gen    int // bumped by invalidate: a background scan started before it is discarded
 }
 
 type orderCache struct {
-	mu   sync.Mutex
-	snap *snapshot
+	mu         sync.Mutex
+	snap       *snapshot
+	refreshing bool
 }
 
 func newRankings(idx Index, now func() time.Time) *rankings {
@@ -197,13 +202,15 @@ func (r *rankings) page(sort string, order before, offset, limit int) ([]message
 		oc = &orderCache{}
 		r.orders[sort] = oc
 	}
+	gen := r.gen
 	r.mu.Unlock()
 
 	need := offset + limit
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
 	s := oc.snap
-	if s == nil || r.now().Sub(s.at) > snapshotTTL || (len(s.items) < need && len(s.items) < s.total) {
+	switch {
+	case s == nil || !s.covers(need):
 		// Rank to the next power of two so that paging forward reuses
 		// the scan for a while.
 		k := minSnapshot
@@ -216,6 +223,9 @@ func (r *rankings) page(sort string, order before, offset, limit int) ([]message
 		}
 		s = &snapshot{at: r.now(), items: items, total: total}
 		oc.snap = s
+	case r.now().Sub(s.at) > snapshotTTL && !oc.refreshing:
+		oc.refreshing = true
+		go r.refresh(oc, gen, order, max(len(s.items), minSnapshot))
 	}
 	if offset >= len(s.items) {
 		return nil, s.total, nil
@@ -223,10 +233,26 @@ func (r *rankings) page(sort string, order before, offset, limit int) ([]message
 	return s.items[offset:min(need, len(s.items))], s.total, nil
 }
 
+// refresh replaces a stale snapshot in the background. A failed scan (the
+// store closing under it) keeps the old one.
+func (r *rankings) refresh(oc *orderCache, gen int, order before, k int) {
+	items, total, err := rank(r.idx, order, k, filter{})
+	r.mu.Lock()
+	current := r.gen == gen
+	r.mu.Unlock()
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	oc.refreshing = false
+	if err == nil && current {
+		oc.snap = &snapshot{at: r.now(), items: items, total: total}
+	}
+}
+
 // invalidate drops every snapshot (after an admin eviction or clear, whose
 // caller expects to see the result at once).
 func (r *rankings) invalidate() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	clear(r.orders)
+	r.gen++
+	r.orders = map[string]*orderCache{}
 }

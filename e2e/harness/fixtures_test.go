@@ -71,6 +71,13 @@ func TestFixtureBazelIsCacheable(t *testing.T) {
 	}
 	// Bazel 4.2.3 counts disk cache hits as "remote cache hit" too.
 	mustContain(t, out, "4 remote cache hit")
+
+	if len(processesMentioning(b.OutputBase)) == 0 {
+		t.Fatal("no Bazel server found for the output base; the shutdown check below would prove nothing")
+	}
+	if err := b.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestFixtureNxIsCacheable(t *testing.T) {

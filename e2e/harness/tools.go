@@ -1,9 +1,13 @@
 package harness
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The helpers below hold what each real client needs to run isolated,
@@ -50,11 +54,47 @@ func NewBazel(t testing.TB, dir string) *Bazel {
 	RequireTool(t, "bazel")
 	b := &Bazel{Dir: dir, OutputBase: filepath.Join(t.TempDir(), "bazel-out"), t: t}
 	t.Cleanup(func() {
-		if out, err := RunTimeout(t, StopTimeout*4, dir, nil, "bazel", b.startup("shutdown")...); err != nil {
-			t.Logf("bazel shutdown: %v\n%s", err, out)
+		if err := b.Shutdown(); err != nil {
+			t.Errorf("bazel cleanup: %v", err)
 		}
 	})
 	return b
+}
+
+// Shutdown stops this workspace's Bazel server and waits until no process
+// that names the output base is left.
+func (b *Bazel) Shutdown() error {
+	if out, err := RunTimeout(b.t, StopTimeout*4, b.Dir, nil, "bazel", b.startup("shutdown")...); err != nil {
+		return fmt.Errorf("bazel shutdown: %w\n%s", err, out)
+	}
+	deadline := time.Now().Add(StopTimeout)
+	for {
+		pids := processesMentioning(b.OutputBase)
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bazel server still running after shutdown: pids %v", pids)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// processesMentioning lists the processes whose command line contains s.
+func processesMentioning(s string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // startup puts the startup flags before the command: no user rc files, this

@@ -71,7 +71,11 @@ install_gradle() {
   apt_install gradle gradle
   # Gradle 4.4.1 needs Debian's JDK 17, not another JDK that may be first on
   # PATH; the e2e harness points JAVA_HOME here.
-  [ -d /usr/lib/jvm/default-java ] && say "gradle JAVA_HOME: /usr/lib/jvm/default-java"
+  if [ -d /usr/lib/jvm/default-java ]; then
+    say "gradle JAVA_HOME: /usr/lib/jvm/default-java"
+  else
+    say "WARNING: /usr/lib/jvm/default-java missing; Gradle 4.4.1 uses whatever java is on PATH"
+  fi
 }
 
 install_bazel() {

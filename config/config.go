@@ -75,8 +75,13 @@ type CacheConfig struct {
 	DefaultTTL Duration `toml:"default_ttl"`
 	// MaxArtifactSize refuses single uploads larger than this (413).
 	MaxArtifactSize ByteSize `toml:"max_artifact_size"`
-	// Fsync makes blob files durable before a write is acknowledged, so an
-	// acknowledged artifact also survives power loss, not only a crash.
+	// Fsync makes blob files and the index durable before a write is
+	// acknowledged, so an acknowledged artifact also survives power loss.
+	// Without it an acknowledged artifact still survives a crash or kill -9
+	// (the kernel keeps the written pages) and a power loss can only lose
+	// recent artifacts, never serve a corrupt one (sizes are checked on
+	// read). Default false on an edge, where an fsync per artifact would
+	// cost builds milliseconds each; the regional templates turn it on.
 	Fsync bool `toml:"fsync"`
 }
 
@@ -300,7 +305,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			EvictionPolicy:  "lfu",
 			DefaultTTL:      Duration(7 * 24 * time.Hour),
 			MaxArtifactSize: 1000 * 1000 * 1000,
-			Fsync:           true,
+			Fsync:           false,
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second)},
 		BuildTools: BuildToolsConfig{

@@ -87,7 +87,10 @@ func (l *latency) rotate(now time.Time) {
 	if now.UnixNano()-l.started.Load() < int64(latencyWindow) {
 		return // another goroutine rotated meanwhile
 	}
-	next := 1 - l.cur.Load()
+	cur, next := l.cur.Load(), 1-l.cur.Load()
+	if now.UnixNano()-l.started.Load() >= 2*int64(latencyWindow) {
+		l.gens[cur].reset() // idle for two windows: nothing recent remains
+	}
 	l.gens[next].reset()
 	l.cur.Store(next)
 	l.started.Store(now.UnixNano())

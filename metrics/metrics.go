@@ -18,9 +18,10 @@ import (
 type Set struct {
 	set *vm.Set
 
-	mu       sync.Mutex
-	hits     map[string]*vm.Counter
-	misses   map[string]*vm.Counter
+	// hits and misses by build system: sync.Maps because they are read on
+	// every request and written once per build system.
+	hits     sync.Map // string -> *vm.Counter
+	misses   sync.Map
 	hitsAll  *vm.Counter
 	missAll  *vm.Counter
 	upload   *vm.Counter
@@ -58,8 +59,7 @@ var exposeTypes sync.Once
 func New(sizeBytes, objects func() float64) *Set {
 	exposeTypes.Do(func() { vm.ExposeMetadata(true) })
 	now := time.Now()
-	s := &Set{set: vm.NewSet(), hits: map[string]*vm.Counter{}, misses: map[string]*vm.Counter{},
-		latency: newLatency(now), created: now}
+	s := &Set{set: vm.NewSet(), latency: newLatency(now), created: now}
 	s.hitsAll = s.set.NewCounter("fabrik_cache_hits_total")
 	s.missAll = s.set.NewCounter("fabrik_cache_misses_total")
 	s.upload = s.set.NewCounter(`fabrik_bandwidth_bytes_total{direction="upload"}`)
@@ -84,24 +84,21 @@ func New(sizeBytes, objects func() float64) *Set {
 // Hit counts a cache hit for a build system ("gradle", "bazel", ...).
 func (s *Set) Hit(buildSystem string) {
 	s.hitsAll.Inc()
-	s.labelled(s.hits, "fabrik_cache_hits_by_build_system_total", buildSystem).Inc()
+	s.labelled(&s.hits, "fabrik_cache_hits_by_build_system_total", buildSystem).Inc()
 }
 
 // Miss counts a cache miss for a build system.
 func (s *Set) Miss(buildSystem string) {
 	s.missAll.Inc()
-	s.labelled(s.misses, "fabrik_cache_misses_by_build_system_total", buildSystem).Inc()
+	s.labelled(&s.misses, "fabrik_cache_misses_by_build_system_total", buildSystem).Inc()
 }
 
-func (s *Set) labelled(m map[string]*vm.Counter, name, bs string) *vm.Counter {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := m[bs]
+func (s *Set) labelled(m *sync.Map, name, bs string) *vm.Counter {
+	c, ok := m.Load(bs)
 	if !ok {
-		c = s.set.GetOrCreateCounter(fmt.Sprintf(`%s{build_system=%q}`, name, bs))
-		m[bs] = c
+		c, _ = m.LoadOrStore(bs, s.set.GetOrCreateCounter(fmt.Sprintf(`%s{build_system=%q}`, name, bs)))
 	}
-	return c
+	return c.(*vm.Counter)
 }
 
 // Uploaded counts bytes received from clients; Downloaded bytes sent to them.

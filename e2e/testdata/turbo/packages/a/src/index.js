@@ -1,0 +1,1 @@
+module.exports = () => 'a: hello from the fabrik turbo fixture';

@@ -28,8 +28,8 @@ test: tools unit e2e
 unit:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
-e2e: tools
-	$(GO) test -count=1 -timeout 20m ./e2e/...
+e2e:
+	bash scripts/e2e.sh
 
 tools:
 	bash scripts/install-tools.sh all

@@ -67,9 +67,13 @@ func (t *teeBody) Read(p []byte) (int, error) {
 	if err == io.EOF && t.staged != nil {
 		st := t.staged
 		t.staged = nil
-		if st.Seal() == nil {
-			t.sealed(st)
-		}
+		// Seal may fsync (milliseconds per layer): the client already has
+		// every byte, so its last read must not wait for the local copy.
+		go func() {
+			if st.Seal() == nil {
+				t.sealed(st)
+			}
+		}()
 	}
 	return n, err
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +58,8 @@ type Node struct {
 	addrs     map[string]string
 	closers   []func()
 	authn     *auth.Authenticator
+	// ops is the operations surface's state (API, events, admin hooks).
+	ops opsParts
 	// upstreamCreds is the node's machine token for its upstreams (nil when
 	// none is configured).
 	upstreamCreds credentials.PerRPCCredentials
@@ -246,13 +247,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	return nil
 }
 
-// stateDir is where node-private state lives next to the store.
-func (n *Node) stateDir(parts ...string) string {
-	return filepath.Join(append([]string{n.cfg.Cache.Dir}, parts...)...)
-}
-
 // Apply adopts the live keys of a reloaded config (config.LiveKeys): size
-// bound, eviction policy and TTL now; auth keys through the authenticator.
+// bound, eviction policy, TTL and auth key sources. The log level is the
+// caller's (SetLogLevelFunc), since the node does not own its logger.
 func (n *Node) Apply(cfg config.Config) error {
 	res, err := n.local.Ask(context.Background(), &local.SetLimits{
 		MaxSize: int64(cfg.Cache.MaxSize),
@@ -264,6 +261,14 @@ func (n *Node) Apply(cfg config.Config) error {
 	}
 	if e, ok := res.(error); ok && e != nil {
 		return fmt.Errorf("apply cache limits: %w", e)
+	}
+	if n.authn.Enabled() && cfg.Auth != n.cfg.Auth {
+		// Reload only while auth stays on: the listeners' guards were built
+		// for the auth state the node started with.
+		if err := n.authn.Reload(cfg.Auth); err != nil {
+			return fmt.Errorf("apply auth keys: %w", err)
+		}
+		n.cfg.Auth = cfg.Auth
 	}
 	n.cfg.Cache.MaxSize, n.cfg.Cache.EvictionPolicy, n.cfg.Cache.DefaultTTL = cfg.Cache.MaxSize, cfg.Cache.EvictionPolicy, cfg.Cache.DefaultTTL
 	n.cfg.Observability.LogLevel = cfg.Observability.LogLevel

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tuist/fabrik-node/actors/events"
 	"github.com/tuist/fabrik-node/actors/local"
@@ -21,8 +22,10 @@ import (
 // opsParts is the operations surface's state in a node: the /api/v1
 // handlers, the events publisher and the admin API's hooks.
 type opsParts struct {
-	api    *ops.API
-	events *events.Publisher // nil when [events] nats_url is empty
+	api *ops.API
+	// events is set once at start; the store's eviction callback reads it
+	// from its own goroutines. Nil when [events] nats_url is empty.
+	events atomic.Pointer[events.Publisher]
 
 	mu sync.Mutex // serializes admin config changes (n.cfg has no lock of its own)
 	// setLogLevel applies observability.log_level to the node's logger;
@@ -32,16 +35,8 @@ type opsParts struct {
 
 // opsByNode holds each node's opsParts until Node has a field for it (see
 // opsOf); several nodes share a test process, so it is keyed by node.
-var opsByNode sync.Map // *Node -> *opsParts
-
-// opsOf returns the node's operations state, created on first use.
-func (n *Node) opsOf() *opsParts {
-	if p, ok := opsByNode.Load(n); ok {
-		return p.(*opsParts)
-	}
-	p, _ := opsByNode.LoadOrStore(n, &opsParts{})
-	return p.(*opsParts)
-}
+// opsOf returns the node's operations state.
+func (n *Node) opsOf() *opsParts { return &n.ops }
 
 // SetLogLevelFunc lets the admin API change the log level: the CLI passes
 // its slog.LevelVar's Set. Without it, observability.log_level is refused.
@@ -74,7 +69,6 @@ func (n *Node) registerAPI(mux *http.ServeMux, guard adapters.Guard) {
 	}
 	o.api.Routes(mux)
 	n.startEvents(o)
-	n.closers = append(n.closers, func() { opsByNode.Delete(n) })
 }
 
 // startEvents connects the events publisher when [events] nats_url is set.
@@ -96,7 +90,7 @@ func (n *Node) startEvents(o *opsParts) {
 		n.log.Error("events disabled", "err", err)
 		return
 	}
-	o.events = p
+	o.events.Store(p)
 	// Closers run after the actors stopped and before the store closes:
 	// evictions during shutdown are no longer published, which is fine.
 	n.closers = append(n.closers, p.Stop)
@@ -108,13 +102,13 @@ func (n *Node) onEvict(e store.EvictEvent) {
 	if n.metrics != nil {
 		n.metrics.Evicted(1)
 	}
-	if p, ok := opsByNode.Load(n); ok {
-		p.(*opsParts).events.Evicted(e.Hash, e.Size, e.Reason)
+	if p := n.ops.events.Load(); p != nil {
+		p.Evicted(e.Hash, e.Size, e.Reason)
 	}
 }
 
 // Events is the node's events publisher (nil when events are off).
-func (n *Node) Events() *events.Publisher { return n.opsOf().events }
+func (n *Node) Events() *events.Publisher { return n.ops.events.Load() }
 
 // nodeAdmin is the admin API's view of the node (ops.Admin).
 type nodeAdmin struct{ n *Node }
@@ -166,7 +160,7 @@ func (n *Node) adminClear(ctx context.Context) error {
 	if e, ok := res.(error); ok && e != nil {
 		return e
 	}
-	n.opsOf().events.Cleared(objects, bytes)
+	n.ops.events.Load().Cleared(objects, bytes)
 	return nil
 }
 

@@ -131,6 +131,10 @@ func (a *Actor) start(ctx actor.Context) {
 		a.targets[tg.name] = tg
 		if a.opts.Metrics != nil {
 			a.opts.Metrics.Gauge(fmt.Sprintf(`fabrik_upload_queue_depth{upstream=%q}`, tg.name), func() float64 { return float64(tg.depth.Load()) })
+			// Registered at zero so dashboards plot them before the first event.
+			for _, name := range []string{"fabrik_upload_completed_total", "fabrik_upload_failures_total", "fabrik_upload_dropped_total", "fabrik_upload_retries_total"} {
+				a.opts.Metrics.Counter(fmt.Sprintf(`%s{upstream=%q}`, name, tg.name))
+			}
 		}
 	}
 	resumed, err := a.load()

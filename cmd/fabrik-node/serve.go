@@ -54,6 +54,7 @@ func serve(args []string, cwd string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	n.SetLogLevelFunc(level.Set)
 	if err := n.Start(); err != nil {
 		log.Error("node failed to start", "err", err)
 		return 1

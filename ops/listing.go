@@ -1,8 +1,8 @@
 package ops
 
 import (
-	"container/heap"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,50 +68,6 @@ func cmp64(a, b int64) int {
 	return 0
 }
 
-// topK keeps the k entries that rank first while a scan streams past: a heap
-// whose root is the worst entry kept, so each new entry costs one comparison
-// when it does not qualify and O(log k) when it does. Memory is O(k).
-type topK struct {
-	k     int
-	less  before
-	items []messages.Meta
-}
-
-func (t *topK) Len() int { return len(t.items) }
-
-// Less puts the worst-ranked entry at the root.
-func (t *topK) Less(i, j int) bool { return t.less(&t.items[j], &t.items[i]) }
-func (t *topK) Swap(i, j int)      { t.items[i], t.items[j] = t.items[j], t.items[i] }
-func (t *topK) Push(x any)         { t.items = append(t.items, x.(messages.Meta)) }
-func (t *topK) Pop() any {
-	last := t.items[len(t.items)-1]
-	t.items = t.items[:len(t.items)-1]
-	return last
-}
-
-func (t *topK) offer(m messages.Meta) {
-	if t.k <= 0 {
-		return
-	}
-	if len(t.items) < t.k {
-		heap.Push(t, m)
-		return
-	}
-	if t.less(&m, &t.items[0]) {
-		t.items[0] = m
-		heap.Fix(t, 0)
-	}
-}
-
-// sorted drains the heap into rank order.
-func (t *topK) sorted() []messages.Meta {
-	out := make([]messages.Meta, len(t.items))
-	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = heap.Pop(t).(messages.Meta)
-	}
-	return out
-}
-
 // filter selects artifacts for /api/v1/artifacts/search; the zero filter
 // matches everything.
 type filter struct {
@@ -135,21 +91,80 @@ func (f filter) match(m *messages.Meta) bool {
 }
 
 // rank scans the index once and returns the first k entries in order and
-// the number of entries that matched.
+// the number of entries that matched. The scan itself is the store's
+// in-memory index (no disk I/O); ranking sorts pointers, never the
+// 120-byte entries, with a partial selection when k is small.
 func rank(idx Index, order before, k int, f filter) ([]messages.Meta, int, error) {
-	t := &topK{k: k, less: order, items: make([]messages.Meta, 0, min(k, 4096))}
-	total := 0
+	var all []messages.Meta
 	err := idx.Blobs(func(m messages.Meta) bool {
 		if f.match(&m) {
-			total++
-			t.offer(m)
+			all = append(all, m)
 		}
 		return true
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	return t.sorted(), total, nil
+	k = min(max(k, 0), len(all))
+	ptrs := make([]*messages.Meta, len(all))
+	for i := range all {
+		ptrs[i] = &all[i]
+	}
+	cmp := func(a, b *messages.Meta) int {
+		switch {
+		case order(a, b):
+			return -1
+		case order(b, a):
+			return 1
+		}
+		return 0
+	}
+	if k < len(ptrs)/8 {
+		selectFirst(ptrs, k, order)
+		ptrs = ptrs[:k]
+	}
+	slices.SortFunc(ptrs, cmp)
+	out := make([]messages.Meta, k)
+	for i := range out {
+		out[i] = *ptrs[i]
+	}
+	return out, len(all), nil
+}
+
+// selectFirst moves the k entries that rank first to ptrs[:k] (unordered)
+// with a bounded max-heap: one comparison per entry that does not qualify.
+func selectFirst(ptrs []*messages.Meta, k int, order before) {
+	if k == 0 {
+		return
+	}
+	h := ptrs[:k]
+	// worse reports whether a ranks after b: the heap keeps the worst on top.
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= k {
+				return
+			}
+			w := l
+			if r := l + 1; r < k && order(h[l], h[r]) {
+				w = r
+			}
+			if !order(h[i], h[w]) {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, p := range ptrs[k:] {
+		if order(p, h[0]) {
+			h[0] = p
+			down(0)
+		}
+	}
 }
 
 // snapshotTTL is how long a ranked listing is served as it is. Past it the

@@ -32,6 +32,9 @@ type memEntry struct {
 	accessCount uint64
 	cas         bool
 	dirty       bool // access stats changed since they were last written to Badger
+	// bs is the blob's build system as an index into memIndex.names, so the
+	// operations API can list and group blobs from memory alone.
+	bs uint8
 }
 
 // memIndex is the in-memory eviction index. The owner holds Store.mu.
@@ -39,9 +42,32 @@ type memIndex struct {
 	blobs map[hashKey]memEntry
 	used  int64
 	dirty int // entries with dirty set
+	// names interns build system labels (a handful in practice: gradle,
+	// bazel, nx, ...); past 255 distinct labels the rest share "other".
+	names []string
+	ids   map[string]uint8
 }
 
-func newMemIndex() *memIndex { return &memIndex{blobs: make(map[hashKey]memEntry)} }
+func newMemIndex() *memIndex {
+	return &memIndex{blobs: make(map[hashKey]memEntry), names: []string{""}, ids: map[string]uint8{"": 0}}
+}
+
+// intern returns the id of a build system label.
+func (m *memIndex) intern(name string) uint8 {
+	if id, ok := m.ids[name]; ok {
+		return id
+	}
+	if len(m.names) == 255 {
+		name = "other"
+		if id, ok := m.ids[name]; ok {
+			return id
+		}
+	}
+	id := uint8(len(m.names))
+	m.names = append(m.names, name)
+	m.ids[name] = id
+	return id
+}
 
 func (m *memIndex) put(h hashKey, e memEntry) {
 	if old, ok := m.blobs[h]; ok {

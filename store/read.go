@@ -78,59 +78,31 @@ func (s *Store) BlobMeta(hash string) (messages.Meta, error) {
 	return s.metaFor(h, e, nil), nil
 }
 
-// blobsPage bounds how many entries Blobs holds at once and how long it
-// keeps a read transaction open.
-const blobsPage = 256
-
-// Blobs calls fn with the metadata of every blob, in hash order, until fn
-// returns false. It reads the index a page at a time and calls fn outside
-// any transaction or lock, so fn may call back into the store. Blobs
-// committed or evicted meanwhile may or may not be seen.
+// Blobs calls fn with the metadata of every blob, in no particular order,
+// until fn returns false. It reads the in-memory index only (no disk I/O):
+// a snapshot of the entries is copied under the lock in one pass (about 70
+// bytes a blob, transient) and fn runs outside it, so fn may call back into
+// the store. Blobs committed or evicted meanwhile may or may not be seen.
 func (s *Store) Blobs(fn func(messages.Meta) bool) error {
-	seek := []byte(prefixBlob)
-	for {
-		var page []messages.Meta
-		err := s.db.View(func(txn *badger.Txn) error {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixBlob)})
-			defer it.Close()
-			for it.Seek(seek); it.Valid() && len(page) < blobsPage; it.Next() {
-				item := it.Item()
-				key := item.Key()
-				seek = append(item.KeyCopy(seek[:0]), 0) // resume just after this key
-				h, err := parseHash(string(key[len(prefixBlob):]))
-				if err != nil {
-					continue
-				}
-				var bv blobValue
-				if err := item.Value(func(v []byte) error {
-					bv, err = decodeBlobValue(v)
-					return err
-				}); err != nil {
-					continue
-				}
-				s.mu.Lock()
-				e, ok := s.idx.blobs[h]
-				s.mu.Unlock()
-				if !ok {
-					continue // being removed, or a leftover Open will drop
-				}
-				page = append(page, messages.Meta{Hash: h.String(), Size: e.size, BuildSystem: bv.buildSystem,
-					CreatedAt: unixTime(e.created), LastAccess: unixTime(e.lastAccess), AccessCount: e.accessCount})
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("store: list blobs: %w", err)
-		}
-		for _, m := range page {
-			if !fn(m) {
-				return nil
-			}
-		}
-		if len(page) < blobsPage {
+	type row struct {
+		h hashKey
+		e memEntry
+	}
+	s.mu.Lock()
+	rows := make([]row, 0, len(s.idx.blobs))
+	for h, e := range s.idx.blobs {
+		rows = append(rows, row{h, e})
+	}
+	names := s.idx.names // append-only: ids in the snapshot stay valid
+	s.mu.Unlock()
+	for _, r := range rows {
+		m := messages.Meta{Hash: r.h.String(), Size: r.e.size, BuildSystem: names[r.e.bs],
+			CreatedAt: unixTime(r.e.created), LastAccess: unixTime(r.e.lastAccess), AccessCount: r.e.accessCount}
+		if !fn(m) {
 			return nil
 		}
 	}
+	return nil
 }
 
 // lookup resolves ref to a blob present in the eviction index and counts the

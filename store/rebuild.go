@@ -156,7 +156,7 @@ func (s *Store) loadIndex() ([]hashKey, error) {
 				continue
 			}
 			s.idx.put(h, memEntry{size: bv.size, created: bv.created, lastAccess: bv.lastAccess,
-				accessCount: bv.accessCount, cas: bv.cas})
+				accessCount: bv.accessCount, cas: bv.cas, bs: s.idx.intern(bv.buildSystem)})
 		}
 		return nil
 	})

@@ -171,6 +171,7 @@ func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta mess
 			s.idx.blobs[h] = e
 		}
 	} else {
+		entry.bs = s.idx.intern(bv.buildSystem)
 		s.idx.put(h, entry)
 	}
 	s.mu.Unlock()

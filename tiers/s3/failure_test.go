@@ -23,7 +23,7 @@ func TestUnavailableServerFailsWithinTimeout(t *testing.T) {
 	srv.CreateBucket(t, "cache")
 	tr := newTier(t, srv, "cache", "", timeout)
 	ctx := context.Background()
-	data, meta := content(10, 32<<20)
+	data, meta := content(10, 128<<20)
 	ref := messages.Ref{Namespace: messages.CAS, Key: meta.Hash}
 	if err := tr.Put(ctx, ref, meta, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func TestUnavailableServerFailsWithinTimeout(t *testing.T) {
 		}
 		srv.Pause(t)
 		defer srv.Resume(t)
-		// 32 MiB is more than the loopback socket buffers hold, so the read
+		// 128 MiB is far more than the loopback socket buffers hold, so the read
 		// must wait on the frozen server.
 		within(t, "read", true, func() error { _, err := io.Copy(io.Discard, body); return err })
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"io"
 	"time"
 
@@ -48,7 +49,7 @@ func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 		meta = entry.meta()
 	}
 	key := t.blobKey(meta.Hash)
-	out, err := t.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)})
+	out, err := t.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)}, readOnce)
 	if err != nil {
 		w.stop()
 		return messages.Meta{}, nil, t.fail(w, "get", key, err)
@@ -86,7 +87,7 @@ func (t *Tier) Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error
 		meta = entry.meta()
 	}
 	key := t.blobKey(meta.Hash)
-	out, err := t.client.HeadObject(w.ctx, &s3.HeadObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)})
+	out, err := t.client.HeadObject(w.ctx, &s3.HeadObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)}, readOnce)
 	if err != nil {
 		return messages.Meta{}, t.fail(w, "stat", key, err)
 	}
@@ -104,7 +105,7 @@ func (t *Tier) Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error
 // readEntry fetches and decodes a key entry.
 func (t *Tier) readEntry(w *watchdog, ref messages.Ref) (keyEntry, error) {
 	key := t.entryKey(ref)
-	out, err := t.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)})
+	out, err := t.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)}, readOnce)
 	if err != nil {
 		return keyEntry{}, t.fail(w, "get entry", key, err)
 	}
@@ -122,7 +123,7 @@ func (t *Tier) readEntry(w *watchdog, ref messages.Ref) (keyEntry, error) {
 // blobSize returns the stored size of a blob, or -1 when it is missing.
 func (t *Tier) blobSize(w *watchdog, hash string) (int64, error) {
 	key := t.blobKey(hash)
-	out, err := t.client.HeadObject(w.ctx, &s3.HeadObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)})
+	out, err := t.client.HeadObject(w.ctx, &s3.HeadObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)}, readOnce)
 	if err != nil {
 		if isNotFound(err) && w.cause() == nil {
 			return -1, nil
@@ -130,4 +131,14 @@ func (t *Tier) blobSize(w *watchdog, hash string) (int64, error) {
 		return 0, t.fail(w, "head", key, err)
 	}
 	return aws.ToInt64(out.ContentLength), nil
+}
+
+// readOnce limits reads to one quick retry: a read that fails is a miss for
+// the router, which moves on, and its circuit breaker (not the SDK's three
+// attempts with backoff of up to 20 s) decides when to stop asking a dead
+// S3. The one retry absorbs a transient 503 (a server still starting).
+// Uploads keep the SDK's retries; the upload pool adds its own on top.
+func readOnce(o *s3.Options) {
+	o.RetryMaxAttempts = 2
+	o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 100*time.Millisecond)
 }

@@ -16,7 +16,7 @@
 #   BENCHTIME      -benchtime of the Go benchmarks (default 300ms)
 #   BENCH_GO=0     skip the Go benchmarks;  BENCH_LOAD=0 skip the scenarios;
 #   BENCH_SOLO=0   skip scenario 1;         BENCH_LAYER2=0 skip scenario 2
-#   BENCH_FSYNC    cache.fsync of the nodes (default true, the shipped default)
+#   BENCH_FSYNC    cache.fsync of the nodes (default false, the shipped edge default)
 #   BENCH_OUT      also write the summary to this file
 #   FABRIK_MINIO_BIN  MinIO binary (default: the one scripts/install-minio.sh caches)
 set -euo pipefail
@@ -24,7 +24,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 GO=${GO:-go}
 BENCHTIME=${BENCHTIME:-300ms}
-FSYNC=${BENCH_FSYNC:-true}
+FSYNC=${BENCH_FSYNC:-false}
 GO_PKGS=(./store ./auth ./adapters/bazel ./adapters/turbo ./tiers/fabrik ./tiers/s3)
 # Benchmarks whose every iteration is seconds of setup (rebuilding a 100k
 # entry index) run a fixed count instead of for BENCHTIME.

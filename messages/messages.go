@@ -54,11 +54,15 @@ type Get struct {
 	Ref Ref
 }
 
-// GetResult answers Get. When Found, Body must be closed by the receiver.
+// GetResult answers Get. When Found, the bytes are either Body (a stream the
+// receiver must close) or, for a local hit, the file at Path, which the
+// receiver opens itself: open(2) then runs in the receiver's goroutine, not
+// in the local tier's mailbox (router.Cache does this for adapters).
 type GetResult struct {
 	Found bool
 	Meta  Meta
 	Body  io.ReadCloser
+	Path  string
 	// Tier names the tier that served the hit ("local", an upstream's name).
 	Tier string
 	// Err is a tier failure (not a miss). The router counts it and moves on

@@ -133,7 +133,7 @@ func (n *Node) Start() (err error) {
 	n.stopOrder = append([]actors.Ref{n.router}, ups.pool)
 	n.stopOrder = append(n.stopOrder, ups.actors...)
 	n.stopOrder = append(n.stopOrder, n.local)
-	n.cache = router.NewCache(n.router, n.store.Stager())
+	n.cache = router.NewCache(n.router, n.store)
 
 	if err := n.startListeners(); err != nil {
 		return err

@@ -4,7 +4,11 @@
 // On-disk layout under Options.Dir:
 //
 //	tmp/                 staging files (Stager); anything here at Open is garbage
-//	blobs/ab/cd/<sha256> one file per distinct content, named by its hash
+//	blobs/ab/<sha256>    one file per distinct content, named by its hash;
+//	                     256 shard directories (a million blobs is ~4,000
+//	                     files a directory, which ext4 and xfs index well;
+//	                     a second level would cost two mkdirs per new blob
+//	                     for the first 65,536 of them)
 //	index/               Badger v4:
 //	  k/<ns>\x00<key>        -> hash, size, build system, attrs, created
 //	  b/<sha256>             -> size, created, last access, access count, cas flag, build system
@@ -253,7 +257,7 @@ func (s *Store) Close() error {
 
 func (s *Store) blobPath(h hashKey) string {
 	x := h.String()
-	return filepath.Join(s.blobDir, x[:2], x[2:4], x)
+	return filepath.Join(s.blobDir, x[:2], x)
 }
 
 func (s *Store) emit(events []EvictEvent) {

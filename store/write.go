@@ -219,45 +219,32 @@ func (s *Store) place(h hashKey, blob *Staged) error {
 	return nil
 }
 
-// ensureShard creates blobs/ab and blobs/ab/cd once per process; with Fsync
-// a new directory's entry in its parent is made durable too.
+// ensureShard creates blobs/ab once per process; with Fsync the new
+// directory's entry in blobs/ is made durable too.
 func (s *Store) ensureShard(h hashKey, shard string) error {
 	if s.shards.has(h) {
 		return nil
 	}
-	for _, d := range []string{filepath.Dir(shard), shard} {
-		err := os.Mkdir(d, 0o755)
-		if err != nil && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create shard dir: %w", err)
-		}
-		if err == nil && s.opts.Fsync {
-			if err := syncDir(filepath.Dir(d)); err != nil {
-				return err
-			}
+	_, statErr := os.Stat(shard)
+	if err := os.MkdirAll(shard, 0o755); err != nil {
+		return fmt.Errorf("create shard dir: %w", err)
+	}
+	if statErr != nil && s.opts.Fsync {
+		if err := syncDir(filepath.Dir(shard)); err != nil {
+			return err
 		}
 	}
 	s.shards.add(h)
 	return nil
 }
 
-// shardSet remembers which blobs/ab/cd directories exist, saving two mkdir
-// calls per commit (each a metadata round trip on slow disks). Guarded by wmu.
-type shardSet [1 << 16 / 64]uint64
+// shardSet remembers which blobs/ab directories exist, saving a mkdir per
+// commit (a metadata round trip on slow disks). Guarded by wmu.
+type shardSet [256 / 64]uint64
 
-func (s *shardSet) has(h hashKey) bool {
-	i := int(h[0])<<8 | int(h[1])
-	return s[i/64]&(1<<(i%64)) != 0
-}
-
-func (s *shardSet) add(h hashKey) {
-	i := int(h[0])<<8 | int(h[1])
-	s[i/64] |= 1 << (i % 64)
-}
-
-func (s *shardSet) remove(h hashKey) {
-	i := int(h[0])<<8 | int(h[1])
-	s[i/64] &^= 1 << (i % 64)
-}
+func (s *shardSet) has(h hashKey) bool { return s[h[0]/64]&(1<<(h[0]%64)) != 0 }
+func (s *shardSet) add(h hashKey)      { s[h[0]/64] |= 1 << (h[0] % 64) }
+func (s *shardSet) remove(h hashKey)   { s[h[0]/64] &^= 1 << (h[0] % 64) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

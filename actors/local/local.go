@@ -137,10 +137,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 }
 
 func (a *Actor) get(m *messages.Get) *messages.GetResult {
-	meta, body, err := a.store.Open(m.Ref)
+	meta, path, err := a.store.Locate(m.Ref)
 	switch {
 	case err == nil:
-		return &messages.GetResult{Found: true, Meta: meta, Body: body, Tier: Name}
+		return &messages.GetResult{Found: true, Meta: meta, Path: path, Tier: Name}
 	case errors.Is(err, tier.ErrNotFound):
 		return &messages.GetResult{Tier: Name}
 	default:

@@ -14,12 +14,12 @@ import (
 // the router actor. Staging needs no actor: it only creates a temp file.
 type Cache struct {
 	router actors.Ref
-	stager *store.Stager
+	store  *store.Store
 }
 
-// NewCache returns the Cache for the router at ref.
-func NewCache(ref actors.Ref, stager *store.Stager) *Cache {
-	return &Cache{router: ref, stager: stager}
+// NewCache returns the Cache for the router at ref over the node's store.
+func NewCache(ref actors.Ref, st *store.Store) *Cache {
+	return &Cache{router: ref, store: st}
 }
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
@@ -30,6 +30,14 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 	r, ok := res.(*messages.GetResult)
 	if !ok {
 		return nil, fmt.Errorf("router answered Get with %T", res)
+	}
+	if r.Found && r.Body == nil {
+		f, err := c.store.OpenLocated(r.Meta, r.Path)
+		if err != nil {
+			// Evicted between the lookup and the open: a miss.
+			return &messages.GetResult{}, nil
+		}
+		r.Body = f
 	}
 	return r, nil
 }
@@ -47,7 +55,7 @@ func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResul
 }
 
 func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
-	return c.stager.New(expectHash, expectSize)
+	return c.store.Stager().New(expectHash, expectSize)
 }
 
 func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {

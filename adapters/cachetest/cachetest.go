@@ -53,5 +53,5 @@ func NewWithStore(t testing.TB, opts Options) (adapters.Cache, *store.Store) {
 		sys.Shutdown()
 		st.Close()
 	})
-	return router.NewCache(rt, st.Stager()), st
+	return router.NewCache(rt, st), st
 }

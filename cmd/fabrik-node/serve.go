@@ -54,6 +54,9 @@ func serve(args []string, cwd string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	if addr := os.Getenv("FABRIK_PPROF_BIND"); addr != "" {
+		startPprof(addr, log)
+	}
 	n.SetLogLevelFunc(level.Set)
 	if err := n.Start(); err != nil {
 		log.Error("node failed to start", "err", err)

@@ -16,8 +16,6 @@
 package bazel
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -31,7 +29,6 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/metrics"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 // buildSystem labels artifacts and metrics written by this adapter.
@@ -153,20 +150,8 @@ func (s *Server) statusFor(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, tier.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, tier.ErrFull):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, tier.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+	if st, ok := adapters.GRPCStatus(err); ok {
+		return st
 	}
 	s.log.Error("request failed", "op", op, "err", err)
 	return status.Error(codes.Internal, err.Error())

@@ -2,7 +2,6 @@ package fabrikgrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -10,9 +9,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 // Bounds on names: they end up in index keys and file names, so a client must
@@ -77,20 +76,8 @@ func metaToProto(m messages.Meta) *fabrikv1.Meta {
 // is never retried, RESOURCE_EXHAUSTED means stop writing, everything
 // unexpected is INTERNAL and logged here because only the server can see why.
 func (s *service) status(ctx context.Context, op, ref string, err error) error {
-	switch {
-	case errors.Is(err, tier.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, tier.ErrFull):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, tier.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
-		return err
+	if st, ok := adapters.GRPCStatus(err); ok {
+		return st
 	}
 	s.log.ErrorContext(ctx, "fabrik request failed", "op", op, "ref", ref, "err", err)
 	return status.Error(codes.Internal, fmt.Sprintf("%s %s: %v", op, ref, err))

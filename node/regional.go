@@ -4,8 +4,11 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/fabrikgrpc"
+	"github.com/tuist/fabrik-node/tiers/fabrik"
 )
 
 // startFabrik serves the Fabrik protocol: always on a regional node, and on
@@ -16,7 +19,8 @@ func (n *Node) startFabrik(grace time.Duration) error {
 		MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize),
 		Stats:           n,
 		Metrics:         n.metrics,
-	}, n.grpcServerOptions()...)
+	}, append(n.grpcServerOptions(),
+		grpc.InitialWindowSize(fabrik.StreamWindow), grpc.InitialConnWindowSize(fabrik.ConnWindow))...)
 	return n.serve("fabrik", n.cfg.Fabrik.Bind, listener.GRPC{Server: srv}, grace)
 }
 

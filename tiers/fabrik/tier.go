@@ -32,6 +32,15 @@ const DefaultTimeout = 30 * time.Second
 // circuit breaker can tell "down" from "refused this request".
 var ErrUnavailable = errors.New("fabrik upstream unavailable")
 
+// Flow-control windows of Fabrik protocol connections, on both ends: one
+// stream may have 1 MiB in flight, a connection 8 MiB. That bounds the
+// memory a slow reader can pin while letting a megabyte artifact arrive
+// without waiting for window updates.
+const (
+	StreamWindow = 1 << 20
+	ConnWindow   = 8 << 20
+)
+
 // Options configures a Tier.
 type Options struct {
 	// Timeout bounds each wait on the regional. Unary calls (Stat, Delete)
@@ -99,6 +108,10 @@ func New(name, target string, opts Options) (*Tier, error) {
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
 			MinConnectTimeout: timeout,
 		}),
+		// Artifacts are megabytes: a stream that starts with gRPC's 64 KiB
+		// window waits for window updates before its first megabyte arrives.
+		grpc.WithInitialWindowSize(StreamWindow),
+		grpc.WithInitialConnWindowSize(ConnWindow),
 	}
 	if opts.PerRPCCredentials != nil {
 		dial = append(dial, grpc.WithPerRPCCredentials(opts.PerRPCCredentials))

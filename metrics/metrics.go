@@ -13,7 +13,10 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 )
 
-// Set is the node's metric set. One per node so that tests running several
+// Set is the node's metric set. The recording methods (Hit, Miss,
+// Uploaded, Downloaded, Evicted, ObserveRequest, Upstream, TierLatency) are
+// no-ops on a nil *Set, so components built without metrics (tests, tools)
+// need no checks of their own. One per node so that tests running several
 // nodes in one process do not mix their counters.
 type Set struct {
 	set *vm.Set
@@ -83,12 +86,18 @@ func New(sizeBytes, objects func() float64) *Set {
 
 // Hit counts a cache hit for a build system ("gradle", "bazel", ...).
 func (s *Set) Hit(buildSystem string) {
+	if s == nil {
+		return
+	}
 	s.hitsAll.Inc()
 	s.labelled(&s.hits, "fabrik_cache_hits_by_build_system_total", buildSystem).Inc()
 }
 
 // Miss counts a cache miss for a build system.
 func (s *Set) Miss(buildSystem string) {
+	if s == nil {
+		return
+	}
 	s.missAll.Inc()
 	s.labelled(&s.misses, "fabrik_cache_misses_by_build_system_total", buildSystem).Inc()
 }
@@ -102,11 +111,23 @@ func (s *Set) labelled(m *sync.Map, name, bs string) *vm.Counter {
 }
 
 // Uploaded counts bytes received from clients; Downloaded bytes sent to them.
-func (s *Set) Uploaded(n int64)   { s.upload.Add(int(n)) }
-func (s *Set) Downloaded(n int64) { s.download.Add(int(n)) }
+func (s *Set) Uploaded(n int64) {
+	if s != nil && n > 0 {
+		s.upload.Add(int(n))
+	}
+}
+
+func (s *Set) Downloaded(n int64) {
+	if s != nil && n > 0 {
+		s.download.Add(int(n))
+	}
+}
 
 // Evicted counts evicted artifacts.
 func (s *Set) Evicted(n int) {
+	if s == nil {
+		return
+	}
 	s.evicted.Add(n)
 	minute := time.Now().Unix() / 60
 	s.evictMu.Lock()
@@ -140,6 +161,9 @@ func (s *Set) EvictionRatePerHour() float64 {
 // fabrik_request_duration_seconds histogram (Prometheus-style le buckets)
 // and in the windowed latency summary behind the stats API's percentiles.
 func (s *Set) ObserveRequest(buildSystem, op string, start time.Time) {
+	if s == nil {
+		return
+	}
 	now := time.Now()
 	d := now.Sub(start)
 	l := reqLabels{buildSystem, op}
@@ -163,6 +187,9 @@ func (s *Set) Latency() (p50, p95, p99 time.Duration) {
 // Upstream counts a request to an upstream tier with its result: hit, miss,
 // error, put, put_error.
 func (s *Set) Upstream(upstream, result string) {
+	if s == nil {
+		return
+	}
 	s.set.GetOrCreateCounter(fmt.Sprintf(`fabrik_upstream_requests_total{upstream=%q,result=%q}`, upstream, result)).Inc()
 	switch result {
 	case "hit":
@@ -184,6 +211,9 @@ func (s *Set) UpstreamReads() (requests, hits, misses uint64) {
 
 // TierLatency records how long one tier took to answer a read.
 func (s *Set) TierLatency(tierName string, start time.Time) {
+	if s == nil {
+		return
+	}
 	s.set.GetOrCreatePrometheusHistogram(fmt.Sprintf(`fabrik_tier_duration_seconds{tier=%q}`, tierName)).UpdateDuration(start)
 }
 

@@ -84,8 +84,8 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	defer res.Body.Close()
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
-	n, err := io.Copy(w, res.Body)
-	a.downloaded(n)
+	n, err := adapters.Copy(w, res.Body)
+	a.opts.Metrics.Downloaded(n)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.opts.Logger.Warn("gradle: response aborted", "key", ref.Key, "sent", n, "err", err)
 	}
@@ -129,8 +129,8 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	if max > 0 && r.ContentLength < 0 {
 		body = io.LimitReader(r.Body, max+1)
 	}
-	n, err := io.Copy(staged, body)
-	a.uploaded(n)
+	n, err := adapters.Copy(staged, body)
+	a.opts.Metrics.Uploaded(n)
 	switch {
 	case err != nil:
 		staged.Discard()
@@ -175,31 +175,15 @@ func validKey(k string) bool {
 }
 
 func (a *Adapter) observe(op string, start time.Time) {
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.ObserveRequest("gradle", op, start)
-	}
+	a.opts.Metrics.ObserveRequest("gradle", op, start)
 }
 
 // count records a hit or miss: adapters count them because only they know
 // what a hit means in their protocol.
 func (a *Adapter) count(hit bool) {
-	switch {
-	case a.opts.Metrics == nil:
-	case hit:
+	if hit {
 		a.opts.Metrics.Hit("gradle")
-	default:
+	} else {
 		a.opts.Metrics.Miss("gradle")
-	}
-}
-
-func (a *Adapter) uploaded(n int64) {
-	if a.opts.Metrics != nil && n > 0 {
-		a.opts.Metrics.Uploaded(n)
-	}
-}
-
-func (a *Adapter) downloaded(n int64) {
-	if a.opts.Metrics != nil && n > 0 {
-		a.opts.Metrics.Downloaded(n)
 	}
 }

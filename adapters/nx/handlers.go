@@ -2,24 +2,17 @@ package nx
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// copyBufs recycles the buffers bodies are streamed through, so a busy node
-// does not allocate one per request.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
 func (a *Adapter) observe(op string, start time.Time) {
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.ObserveRequest(buildSystem, op, start)
-	}
+	a.opts.Metrics.ObserveRequest(buildSystem, op, start)
 }
 
 // get streams a cached artifact: 200 with the body, 404 on a miss. A failing
@@ -40,26 +33,18 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("lookup failed, answering a miss", "ref", ref.String(), "err", err)
 	}
 	if err != nil || !res.Found {
-		if a.opts.Metrics != nil {
-			a.opts.Metrics.Miss(buildSystem)
-		}
+		a.opts.Metrics.Miss(buildSystem)
 		writeText(w, http.StatusNotFound, "not found")
 		return
 	}
 	defer res.Body.Close()
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Hit(buildSystem)
-	}
+	a.opts.Metrics.Hit(buildSystem)
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	n, err := io.CopyBuffer(w, res.Body, *buf)
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Downloaded(n)
-	}
+	n, err := adapters.Copy(w, res.Body)
+	a.opts.Metrics.Downloaded(n)
 	if err != nil {
 		// The status is already sent; a short body is what tells the client.
 		a.log.Debug("download interrupted", "ref", ref.String(), "sent", n, "err", err)
@@ -118,9 +103,7 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusForbidden, "the cache cannot store artifacts right now")
 		return
 	}
-	buf := copyBufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(staged, r.Body, *buf)
-	copyBufs.Put(buf)
+	_, err = adapters.Copy(staged, r.Body)
 	if err != nil {
 		staged.Discard()
 		a.log.Info("upload rejected", "ref", ref.String(), "received", staged.Written(), "declared", r.ContentLength, "err", err)
@@ -146,8 +129,6 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Uploaded(size)
-	}
+	a.opts.Metrics.Uploaded(size)
 	w.WriteHeader(http.StatusOK)
 }

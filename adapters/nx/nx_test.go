@@ -150,18 +150,31 @@ func TestPutThenGet(t *testing.T) {
 	if resp.ContentLength != int64(len(body)) {
 		t.Errorf("Content-Length %d, want %d", resp.ContentLength, len(body))
 	}
-	var prom bytes.Buffer
-	e.metrics.WritePrometheus(&prom)
-	for _, want := range []string{
+	// The handler counts the bytes it sent after the client has them all:
+	// give it a moment before reading the counters.
+	wants := []string{
 		`fabrik_cache_hits_by_build_system_total{build_system="nx"} 1`,
 		`fabrik_cache_misses_by_build_system_total{build_system="nx"} 1`,
 		fmt.Sprintf(`fabrik_bandwidth_bytes_total{direction="upload"} %d`, len(body)),
 		fmt.Sprintf(`fabrik_bandwidth_bytes_total{direction="download"} %d`, len(body)),
 		`fabrik_request_duration_seconds_count{build_system="nx",op="put"} 1`,
-	} {
-		if !strings.Contains(prom.String(), want) {
-			t.Errorf("metrics lack %s", want)
+	}
+	var missing []string
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var prom bytes.Buffer
+		e.metrics.WritePrometheus(&prom)
+		missing = missing[:0]
+		for _, want := range wants {
+			if !strings.Contains(prom.String(), want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, m := range missing {
+		t.Errorf("metrics lack %s", m)
 	}
 }
 

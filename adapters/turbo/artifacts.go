@@ -5,21 +5,15 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
+	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// copyBufs recycles the buffers bodies are streamed through, so a busy node
-// does not allocate one per request.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
 func (a *Adapter) observe(op string, start time.Time) {
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.ObserveRequest(buildSystem, op, start)
-	}
+	a.opts.Metrics.ObserveRequest(buildSystem, op, start)
 }
 
 // artifactHeaders sets what turbo reads from a hit: the task duration it
@@ -57,24 +51,16 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 		a.log.Warn("lookup failed, answering a miss", "ref", ref.String(), "err", err)
 	}
 	if err != nil || !res.Found {
-		if a.opts.Metrics != nil {
-			a.opts.Metrics.Miss(buildSystem)
-		}
+		a.opts.Metrics.Miss(buildSystem)
 		notFound(w)
 		return
 	}
 	defer res.Body.Close()
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Hit(buildSystem)
-	}
+	a.opts.Metrics.Hit(buildSystem)
 	artifactHeaders(w.Header(), res.Meta)
 	w.WriteHeader(http.StatusOK)
-	buf := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(buf)
-	n, err := io.CopyBuffer(w, res.Body, *buf)
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Downloaded(n)
-	}
+	n, err := adapters.Copy(w, res.Body)
+	a.opts.Metrics.Downloaded(n)
 	if err != nil {
 		// The status is already sent; a short body is what tells the client.
 		a.log.Debug("download interrupted", "ref", ref.String(), "sent", n, "err", err)
@@ -141,9 +127,7 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		// A chunked body declares no size: stop one byte past the limit.
 		body = io.LimitReader(r.Body, max+1)
 	}
-	buf := copyBufs.Get().(*[]byte)
-	_, err = io.CopyBuffer(staged, body, *buf)
-	copyBufs.Put(buf)
+	_, err = adapters.Copy(staged, body)
 	if err == nil && max > 0 && staged.Written() > max {
 		staged.Discard()
 		writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", tooLarge(max))
@@ -174,9 +158,7 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if a.opts.Metrics != nil {
-		a.opts.Metrics.Uploaded(size)
-	}
+	a.opts.Metrics.Uploaded(size)
 	writeJSON(w, http.StatusAccepted, struct {
 		URLs []string `json:"urls"`
 	}{URLs: []string{artifactURL(r)}})

@@ -256,6 +256,20 @@ func (n *Node) Start() {
 // StopTimeout bounds a graceful stop before the process group is killed.
 const StopTimeout = 15 * time.Second
 
+// Signal sends sig to the running node (SIGHUP to reload its config).
+func (n *Node) Signal(sig os.Signal) {
+	n.t.Helper()
+	n.mu.Lock()
+	cmd := n.cmd
+	n.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		n.t.Fatal("signal: node is not running")
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		n.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
 // Stop sends SIGTERM to the node's process group and waits for it to exit,
 // killing the group after StopTimeout. It is a no-op when the node is not
 // running, and it is called on test cleanup.

@@ -2,8 +2,10 @@ package node
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,34 +16,72 @@ import (
 	"github.com/tuist/fabrik-node/adapters/gradle"
 	"github.com/tuist/fabrik-node/adapters/nx"
 	"github.com/tuist/fabrik-node/adapters/turbo"
+	"github.com/tuist/fabrik-node/config"
 )
 
+// routes is an HTTP adapter's route registration.
+type routes interface{ Routes(*http.ServeMux) }
+
 // startEdgeAdapters hosts the enabled HTTP adapters on the shared HTTP
-// listener (each registers its own routes without knowing the others) and
+// listener (each registers its own routes without knowing the others), or
+// on a listener of their own when [build_tools.<tool>] sets a port, and
 // Bazel's REAPI on the gRPC listener.
 func (n *Node) startEdgeAdapters(grace time.Duration) error {
 	bt := n.cfg.BuildTools
-	enabled := func(name string) bool { return slices.Contains(bt.Enabled, name) }
 	maxSize := int64(n.cfg.Cache.MaxArtifactSize)
-	mux := http.NewServeMux()
-	if enabled("gradle") {
-		gradle.New(n.cache, gradle.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log}).Routes(mux)
+	httpAdapters := []struct {
+		name string
+		tool config.ToolConfig
+		make func() routes
+	}{
+		{"gradle", bt.Gradle, func() routes {
+			return gradle.New(n.cache, gradle.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
+		}},
+		{"nx", bt.Nx, func() routes {
+			return nx.New(n.cache, nx.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(nx.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
+		}},
+		{"turborepo", bt.Turborepo, func() routes {
+			return turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
+		}},
 	}
-	if enabled("nx") {
-		nx.New(n.cache, nx.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(nx.WriteAuthError)), Metrics: n.metrics, Logger: n.log}).Routes(mux)
-	}
-	if enabled("turborepo") {
-		turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log}).Routes(mux)
-	}
-	if enabled("gradle") || enabled("nx") || enabled("turborepo") {
-		if err := n.serveHTTP("http", bt.HTTPBind, collapseSlashes(mux), grace); err != nil {
+	shared, sharedUsed := http.NewServeMux(), false
+	for _, a := range httpAdapters {
+		if !slices.Contains(bt.Enabled, a.name) {
+			continue
+		}
+		if a.tool.Port == 0 {
+			a.make().Routes(shared)
+			sharedUsed = true
+			continue
+		}
+		own := http.NewServeMux()
+		a.make().Routes(own)
+		if err := n.serveHTTP(a.name, toolAddr(a.tool), collapseSlashes(own), grace); err != nil {
 			return err
 		}
 	}
-	if enabled("bazel") {
-		return n.startBazel(bt.GRPCBind, grace)
+	if sharedUsed {
+		if err := n.serveHTTP("http", bt.HTTPBind, collapseSlashes(shared), grace); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(bt.Enabled, "bazel") {
+		addr := bt.GRPCBind
+		if bt.Bazel.Port != 0 {
+			addr = toolAddr(bt.Bazel)
+		}
+		return n.startBazel(addr, grace)
 	}
 	return nil
+}
+
+// toolAddr is the address of an adapter with its own port.
+func toolAddr(t config.ToolConfig) string {
+	bind := t.Bind
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	return net.JoinHostPort(bind, strconv.Itoa(t.Port))
 }
 
 // startBazel serves REAPI on addr. The message limit leaves room above the

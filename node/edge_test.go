@@ -1,7 +1,10 @@
 package node
 
 import (
+	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -31,5 +34,49 @@ func TestDoubleSlashReachesAdapter(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET //v8/artifacts/...: %s, want 200", resp.Status)
+	}
+}
+
+// [build_tools.<tool>] port gives an adapter a listener of its own; the
+// others stay on the shared one.
+func TestToolWithItsOwnPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c := testConfig(t, config.RoleEdge, t.TempDir())
+	c.BuildTools.Nx = config.ToolConfig{Port: port}
+	n := startNode(t, config.RoleEdge, c)
+	if got, want := n.Addr("nx"), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); got != want {
+		t.Fatalf("nx listens on %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		addr, path string
+		want       int
+	}{
+		{n.Addr("nx"), "/v1/cache/123", http.StatusNotFound},    // Nx on its own port
+		{n.Addr("nx"), "/cache/" + key1, http.StatusNotFound},   // not Gradle's route there
+		{n.Addr("http"), "/cache/" + key1, http.StatusNotFound}, // Gradle stays shared
+		{n.Addr("http"), "/v8/artifacts/status", http.StatusOK}, // and Turborepo
+		{n.Addr("http"), "/v1/cache/123", http.StatusNotFound},  // Nx moved away
+	} {
+		resp, err := http.Get("http://" + tc.addr + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("GET %s%s: %d %s, want %d", tc.addr, tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+	// A 404 from Nx's own handler says so in text; the mux's says "404 page not found".
+	resp, _ := http.Get("http://" + n.Addr("http") + "/v1/cache/123")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "page not found") {
+		t.Errorf("shared listener still routes Nx: %q", body)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/auth"
+	"github.com/tuist/fabrik-node/config"
 )
 
 // scopeOf maps an adapter's access to the JWT scope it needs.
@@ -47,21 +48,41 @@ func (n *Node) guard(errorWriter auth.ErrorWriter) adapters.Guard {
 
 // apiGuard protects /metrics and /api/v1: on by default whenever auth is,
 // and api_auth_required can force it either way.
-func (n *Node) apiGuard() adapters.Guard {
-	req := n.cfg.Observability.APIAuthRequired
-	if req != nil && !*req {
-		return nil
+func (n *Node) apiGuard() (adapters.Guard, error) {
+	obs := n.cfg.Observability
+	if obs.APIAuthRequired != nil && !*obs.APIAuthRequired {
+		return nil, nil
 	}
-	return n.guard(nil)
+	if obs.APIJWTPublicKeyFile == "" {
+		return n.guard(nil), nil
+	}
+	// Tuist's API tokens may be signed by a key of their own.
+	on := true
+	a, err := auth.New(config.AuthConfig{
+		PublicKeyFile: obs.APIJWTPublicKeyFile, Required: &on,
+		KeyRefreshInterval: n.cfg.Auth.KeyRefreshInterval, Leeway: n.cfg.Auth.Leeway,
+	}, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("api_jwt_public_key_file: %w", err)
+	}
+	a.Observe(n.countRefusal)
+	n.closers = append(n.closers, func() { a.Close() })
+	return func(acc adapters.Access, h http.Handler) http.Handler {
+		return a.Require(scopeOf[acc], h, auth.BasicChallenge())
+	}, nil
 }
 
 // grpcServerOptions are the options every gRPC listener of the node shares:
 // the auth interceptors, with reads and writes told apart by method name.
 func (n *Node) grpcServerOptions() []grpc.ServerOption {
-	if !n.authn.Enabled() {
-		return nil
+	var opts []grpc.ServerOption
+	if max := n.cfg.Runtime.MaxConcurrentRequests; max > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(max)))
 	}
-	return n.authn.GRPCServerOptions(grpcScope)
+	if !n.authn.Enabled() {
+		return opts
+	}
+	return append(opts, n.authn.GRPCServerOptions(grpcScope)...)
 }
 
 // countRefusal counts refused requests in fabrik_auth_refused_total, so an

@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tuist/fabrik-node/actors"
@@ -138,6 +140,7 @@ func (n *Node) Start() (err error) {
 	if err := n.startListeners(); err != nil {
 		return err
 	}
+	n.warnUnimplemented()
 	n.ready.Store(true)
 	n.log.Info("fabrik-node started", "role", string(n.opts.Role), "version", Version, "cache_dir", c.Dir, "upstreams", len(ups.tiers))
 	return nil
@@ -149,13 +152,19 @@ func (n *Node) startListeners() error {
 	obs := n.cfg.Observability
 	grace := n.cfg.Runtime.GracefulShutdownTimeout.D()
 
-	health := http.NewServeMux()
-	(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load}).Routes(health)
-	if err := n.serveHTTP("health", obs.HealthBind, health, grace); err != nil {
-		return err
+	if obs.HealthEnabled == nil || *obs.HealthEnabled {
+		health := http.NewServeMux()
+		(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load}).Routes(health)
+		if err := n.serveHTTP("health", obs.HealthBind, health, grace); err != nil {
+			return err
+		}
 	}
 	api := http.NewServeMux()
-	n.registerAPI(api, n.apiGuard())
+	apiGuard, err := n.apiGuard()
+	if err != nil {
+		return err
+	}
+	n.registerAPI(api, apiGuard)
 	if err := n.serveHTTP("api", apiBind(obs), api, grace); err != nil {
 		return err
 	}
@@ -192,6 +201,12 @@ func (n *Node) serve(name, addr string, srv listener.Server, grace time.Duration
 		return fmt.Errorf("listen for %s on %s: %w", name, addr, err)
 	}
 	n.addrs[name] = ln.Addr().String()
+	if max := n.cfg.Runtime.MaxConcurrentRequests; max > 0 {
+		// Past the bound, connections wait in the accept queue instead of
+		// piling up goroutines and file descriptors (gRPC listeners also
+		// bound their streams per connection, see grpcServerOptions).
+		ln = netutil.LimitListener(ln, max)
+	}
 	ref, err := n.sys.Spawn("listener-"+name, listener.New(name, ln, srv, grace, n.log))
 	if err != nil {
 		ln.Close()
@@ -273,4 +288,21 @@ func (n *Node) Apply(cfg config.Config) error {
 	n.cfg.Cache.MaxSize, n.cfg.Cache.EvictionPolicy, n.cfg.Cache.DefaultTTL = cfg.Cache.MaxSize, cfg.Cache.EvictionPolicy, cfg.Cache.DefaultTTL
 	n.cfg.Observability.LogLevel = cfg.Observability.LogLevel
 	return nil
+}
+
+// warnUnimplemented says at start which configured features this version
+// accepts in its config but does not run yet, rather than ignoring them
+// silently.
+func (n *Node) warnUnimplemented() {
+	for _, tool := range []string{"sccache", "buildkit"} {
+		if n.opts.Role == config.RoleEdge && slices.Contains(n.cfg.BuildTools.Enabled, tool) {
+			n.log.Warn("build tool adapter not available in this version; ignored", "tool", tool)
+		}
+	}
+	if n.cfg.P2P.Enabled {
+		n.log.Warn("p2p is not available in this version; ignored")
+	}
+	if n.cfg.Observability.TracingEnabled {
+		n.log.Warn("tracing is not available in this version; ignored")
+	}
 }

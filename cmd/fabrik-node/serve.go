@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,9 @@ func serve(args []string, cwd string) int {
 		return fail("%v", err)
 	}
 	cfg := loaded.Config
+	if cfg.Runtime.WorkerThreads > 0 {
+		runtime.GOMAXPROCS(cfg.Runtime.WorkerThreads)
+	}
 	level := new(slog.LevelVar)
 	setLevel(level, cfg.Observability.LogLevel)
 	log := newLogger(cfg.Observability.LogFormat, level)

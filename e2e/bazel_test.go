@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tuist/fabrik-node/auth/authtest"
 	"github.com/tuist/fabrik-node/e2e/harness"
 )
 
@@ -145,5 +147,33 @@ func TestBazelRemoteCache(t *testing.T) {
 		}
 		bazelMustHit(t, build())
 		bazelOutputsRestored(t, dir)
+	})
+
+	// With [auth] keys the wrapper's edge demands a token, and Bazel gets
+	// it through the --remote_header the wrapper injects: without it Bazel
+	// could not even query the capabilities and the build would fail.
+	t.Run("wrapper with auth", func(t *testing.T) {
+		bin := harness.BuildBinary(t)
+		keys := authtest.New(t)
+		token := keys.Token(t, authtest.Scopes("cache:read", "cache:write"))
+		cfg := filepath.Join(t.TempDir(), "fabrik.toml")
+		toml := fmt.Sprintf("[auth]\npublic_key_file = %q\ntoken = %q\n", keys.File(), token)
+		if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cacheDir := filepath.Join(t.TempDir(), "auth-cache")
+		args := []string{"bazel", "--config", cfg, "--config-cache-dir", cacheDir, "--",
+			"--nohome_rc", "--output_base=" + b.OutputBase, "--max_idle_secs=120", "build", "//..."}
+		miss := func(t *testing.T, out string) int { bazelMustMiss(t, out); return 0 }
+		for i, check := range []func(*testing.T, string) int{miss, bazelMustHit} {
+			if out, err := b.Run("clean"); err != nil {
+				t.Fatalf("clean: %v\n%s", err, out)
+			}
+			out, err := harness.Run(t, dir, nil, bin, args...)
+			if err != nil {
+				t.Fatalf("build %d through an authenticated wrapper: %v\n%s", i+1, err, out)
+			}
+			check(t, out)
+		}
 	})
 }

@@ -143,10 +143,3 @@ type UploadQueued struct {
 	Dropped []string
 	Err     error
 }
-
-// Evicted is published by the local tier when it removes artifacts.
-type Evicted struct {
-	Hash   string
-	Size   int64
-	Reason string
-}

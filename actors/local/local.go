@@ -21,10 +21,6 @@ import (
 // Name is the tier name of the local store in logs, metrics and GetResult.Tier.
 const Name = "local"
 
-// Commit asks the local tier to take a verified staging file. It is what the
-// router sends for write-backs (no reply expected) and for client puts.
-type Commit = messages.Put
-
 // SetLimits changes the size bound and eviction policy at runtime (hot
 // reload, admin API). Reply: error (nil on success).
 type SetLimits struct {

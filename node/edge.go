@@ -1,30 +1,30 @@
 package node
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/tuist/fabrik-node/actors/adapter"
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/bazel"
 	"github.com/tuist/fabrik-node/adapters/gradle"
+	"github.com/tuist/fabrik-node/adapters/httpfront"
 	"github.com/tuist/fabrik-node/adapters/nx"
 	"github.com/tuist/fabrik-node/adapters/turbo"
 	"github.com/tuist/fabrik-node/config"
 )
 
-// routes is an HTTP adapter's route registration.
-type routes interface{ Routes(*http.ServeMux) }
-
-// startEdgeAdapters hosts the enabled HTTP adapters on the shared HTTP
-// listener (each registers its own routes without knowing the others), or
-// on a listener of their own when [build_tools.<tool>] sets a port, and
+// startEdgeAdapters gives each enabled HTTP adapter an actor that mounts
+// its routes on the shared HTTP front (or on a front of its own when
+// [build_tools.<tool>] sets a port), then starts the listeners, and serves
 // Bazel's REAPI on the gRPC listener.
 func (n *Node) startEdgeAdapters(grace time.Duration) error {
 	bt := n.cfg.BuildTools
@@ -32,36 +32,41 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 	httpAdapters := []struct {
 		name string
 		tool config.ToolConfig
-		make func() routes
+		make func() httpfront.Routes
 	}{
-		{"gradle", bt.Gradle, func() routes {
+		{"gradle", bt.Gradle, func() httpfront.Routes {
 			return gradle.New(n.cache, gradle.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
 		}},
-		{"nx", bt.Nx, func() routes {
+		{"nx", bt.Nx, func() httpfront.Routes {
 			return nx.New(n.cache, nx.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(nx.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
 		}},
-		{"turborepo", bt.Turborepo, func() routes {
+		{"turborepo", bt.Turborepo, func() httpfront.Routes {
 			return turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
 		}},
 	}
-	shared, sharedUsed := http.NewServeMux(), false
+	shared := httpfront.New()
+	sharedUsed := false
 	for _, a := range httpAdapters {
 		if !slices.Contains(bt.Enabled, a.name) {
 			continue
 		}
-		if a.tool.Port == 0 {
-			a.make().Routes(shared)
+		front, listenerName, addr := shared, "http", bt.HTTPBind
+		if a.tool.Port != 0 {
+			front, listenerName, addr = httpfront.New(), a.name, toolAddr(a.tool)
+		} else {
 			sharedUsed = true
-			continue
 		}
-		own := http.NewServeMux()
-		a.make().Routes(own)
-		if err := n.serveHTTP(a.name, toolAddr(a.tool), collapseSlashes(own), grace); err != nil {
+		if err := n.mountAdapter(a.name, a.make(), front); err != nil {
 			return err
+		}
+		if front != shared {
+			if err := n.serveHTTP(listenerName, addr, front, grace); err != nil {
+				return err
+			}
 		}
 	}
 	if sharedUsed {
-		if err := n.serveHTTP("http", bt.HTTPBind, collapseSlashes(shared), grace); err != nil {
+		if err := n.serveHTTP("http", bt.HTTPBind, shared, grace); err != nil {
 			return err
 		}
 	}
@@ -71,6 +76,23 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 			addr = toolAddr(bt.Bazel)
 		}
 		return n.startBazel(addr, grace)
+	}
+	return nil
+}
+
+// mountAdapter spawns the adapter's actor and waits until its routes are
+// mounted, so no listener serves before its adapters are in place.
+func (n *Node) mountAdapter(name string, routes httpfront.Routes, front *httpfront.Front) error {
+	ref, err := n.sys.Spawn("adapter-"+name, adapter.New(name, routes, front))
+	if err != nil {
+		return err
+	}
+	// Adapters stop right after the listeners have drained, before the router.
+	n.adapterRefs = append(n.adapterRefs, ref)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if ok, err := ref.Ask(ctx, &adapter.Mounted{}); err != nil || ok != true {
+		return fmt.Errorf("adapter %s did not mount: %v", name, err)
 	}
 	return nil
 }
@@ -102,25 +124,4 @@ func authErrorWriter(write func(w http.ResponseWriter, status int, msg string)) 
 		}
 		write(w, status, err.Error())
 	}
-}
-
-// collapseSlashes rewrites "//v8/artifacts/x" to "/v8/artifacts/x" before
-// routing. Users who configure a base URL with a trailing slash make their
-// clients send double slashes, and ServeMux would answer with a redirect
-// that clients streaming an upload (turbo) cannot replay.
-func collapseSlashes(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "//") {
-			p := r.URL.Path
-			for strings.Contains(p, "//") {
-				p = strings.ReplaceAll(p, "//", "/")
-			}
-			r2 := *r
-			u := *r.URL
-			u.Path, u.RawPath = p, ""
-			r2.URL = &u
-			r = &r2
-		}
-		h.ServeHTTP(w, r)
-	})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/config"
 )
 
@@ -78,5 +79,41 @@ func TestToolWithItsOwnPort(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), "page not found") {
 		t.Errorf("shared listener still routes Nx: %q", body)
+	}
+}
+
+// Each HTTP adapter is an actor owning its mount on the shared front:
+// stopping one removes its routes and leaves the others serving.
+func TestAdapterActorOwnsItsRoutes(t *testing.T) {
+	n := startNode(t, config.RoleEdge, testConfig(t, config.RoleEdge, t.TempDir()))
+	get := func(path string) int {
+		resp, err := http.Get("http://" + n.Addr("http") + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/v1/cache/123"); code != http.StatusNotFound {
+		t.Fatalf("Nx before: %d", code)
+	}
+	var nxRef actors.Ref
+	for _, ref := range n.adapterRefs {
+		if strings.HasSuffix(ref.PID().Id, "adapter-nx") {
+			nxRef = ref
+		}
+	}
+	if !nxRef.Valid() {
+		t.Fatal("no adapter-nx actor")
+	}
+	n.sys.Stop(nxRef)
+	resp, _ := http.Get("http://" + n.Addr("http") + "/v1/cache/123")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "page not found") {
+		t.Fatalf("Nx routes still mounted after its actor stopped: %q", body)
+	}
+	if code := get("/v8/artifacts/status"); code != http.StatusOK {
+		t.Fatalf("Turborepo stopped serving with Nx: %d", code)
 	}
 }

@@ -54,12 +54,17 @@ type Node struct {
 	cache   *router.Cache
 	local   actors.Ref
 	router  actors.Ref
-	// stopOrder lists actors in the order they must stop: listeners first
-	// (drain clients), then the router, the pool and the tiers.
+	// stopOrder lists the core actors in the order they stop, after the
+	// listeners and adapters: the router, the pool, the tiers, local.
 	stopOrder []actors.Ref
 	addrs     map[string]string
-	closers   []func()
-	authn     *auth.Authenticator
+	// adapterRefs are the HTTP adapters' actors: they stop after the
+	// listeners (so in-flight requests finish) and before the router.
+	adapterRefs []actors.Ref
+	// listenerRefs are the listener actors, stopped first.
+	listenerRefs []actors.Ref
+	closers      []func()
+	authn        *auth.Authenticator
 	// ops is the operations surface's state (API, events, admin hooks).
 	ops opsParts
 	// upstreamCreds is the node's machine token for its upstreams (nil when
@@ -212,8 +217,7 @@ func (n *Node) serve(name, addr string, srv listener.Server, grace time.Duration
 		ln.Close()
 		return err
 	}
-	// Listeners stop first so clients drain before the router goes away.
-	n.stopOrder = append([]actors.Ref{ref}, n.stopOrder...)
+	n.listenerRefs = append(n.listenerRefs, ref)
 	return nil
 }
 
@@ -238,10 +242,12 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 func (n *Node) Stop(ctx context.Context) error {
 	n.ready.Store(false)
 	if n.sys != nil {
-		for _, ref := range n.stopOrder {
+		// Listeners first (clients drain), then the adapters' mounts, then
+		// the router, the pool and the tiers.
+		for _, ref := range slices.Concat(n.listenerRefs, n.adapterRefs, n.stopOrder) {
 			n.sys.Stop(ref)
 		}
-		n.stopOrder = nil
+		n.listenerRefs, n.adapterRefs, n.stopOrder = nil, nil, nil
 	}
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		n.closers[i]()

@@ -84,7 +84,7 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	defer res.Body.Close()
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
-	n, err := adapters.Copy(w, res.Body)
+	n, err := adapters.SendBody(w, res.Body, res.Meta.Size)
 	a.opts.Metrics.Downloaded(n)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.opts.Logger.Warn("gradle: response aborted", "key", ref.Key, "sent", n, "err", err)

@@ -43,7 +43,7 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	n, err := adapters.Copy(w, res.Body)
+	n, err := adapters.SendBody(w, res.Body, res.Meta.Size)
 	a.opts.Metrics.Downloaded(n)
 	if err != nil {
 		// The status is already sent; a short body is what tells the client.

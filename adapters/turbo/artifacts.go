@@ -59,7 +59,7 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	a.opts.Metrics.Hit(buildSystem)
 	artifactHeaders(w.Header(), res.Meta)
 	w.WriteHeader(http.StatusOK)
-	n, err := adapters.Copy(w, res.Body)
+	n, err := adapters.SendBody(w, res.Body, res.Meta.Size)
 	a.opts.Metrics.Downloaded(n)
 	if err != nil {
 		// The status is already sent; a short body is what tells the client.

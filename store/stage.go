@@ -3,9 +3,11 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"os"
+	"syscall"
 
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
@@ -32,7 +34,7 @@ func NewStager(dir string, fsync bool) (*Stager, error) {
 func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 	f, err := os.CreateTemp(s.dir, "stage-*")
 	if err != nil {
-		return nil, fmt.Errorf("create staging file: %w", err)
+		return nil, fmt.Errorf("create staging file: %w", diskFull(err))
 	}
 	return &Staged{f: f, h: sha256.New(), expectHash: expectHash, expectSize: expectSize, fsync: s.fsync}, nil
 }
@@ -61,9 +63,19 @@ func (s *Staged) Write(p []byte) (int, error) {
 	s.h.Write(p[:n])
 	s.n += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("write staging file: %w", err)
+		return n, fmt.Errorf("write staging file: %w", diskFull(err))
 	}
 	return n, nil
+}
+
+// diskFull marks a file system out of space (or quota) as tier.ErrFull, so
+// that a full disk is refused like a full cache (507 / RESOURCE_EXHAUSTED)
+// instead of looking like a broken upload or a server fault.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", tier.ErrFull, err)
+	}
+	return err
 }
 
 // Written is the number of bytes received so far.
@@ -84,12 +96,12 @@ func (s *Staged) Seal() error {
 	if s.fsync {
 		if err := s.f.Sync(); err != nil {
 			s.Discard()
-			return fmt.Errorf("sync staging file: %w", err)
+			return fmt.Errorf("sync staging file: %w", diskFull(err))
 		}
 	}
 	if err := s.f.Close(); err != nil {
 		s.Discard()
-		return fmt.Errorf("close staging file: %w", err)
+		return fmt.Errorf("close staging file: %w", diskFull(err))
 	}
 	s.hash, s.sealed = sum, true
 	return nil

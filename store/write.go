@@ -80,7 +80,7 @@ func (s *Store) Commit(ref messages.Ref, meta messages.Meta, blob *Staged) (mess
 	s.wmu.Unlock()
 	s.emit(events)
 	if err != nil {
-		return messages.Meta{}, err
+		return messages.Meta{}, diskFull(err)
 	}
 	return stored, nil
 }

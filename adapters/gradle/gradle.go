@@ -132,6 +132,10 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	n, err := adapters.Copy(staged, body)
 	a.opts.Metrics.Uploaded(n)
 	switch {
+	case errors.Is(err, tier.ErrFull):
+		staged.Discard()
+		http.Error(w, "cache is full", http.StatusInsufficientStorage)
+		return
 	case err != nil:
 		staged.Discard()
 		http.Error(w, fmt.Sprintf("upload incomplete after %d bytes: %v", n, err), http.StatusBadRequest)
@@ -142,7 +146,11 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := staged.Seal(); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		code := http.StatusBadRequest
+		if errors.Is(err, tier.ErrFull) {
+			code = http.StatusInsufficientStorage
+		}
+		http.Error(w, err.Error(), code)
 		return
 	}
 	err = a.cache.Put(r.Context(), ref, messages.Meta{BuildSystem: "gradle"}, staged)

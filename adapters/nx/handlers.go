@@ -104,6 +104,13 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = adapters.Copy(staged, r.Body)
+	if errors.Is(err, tier.ErrFull) {
+		// A full disk: refuse the way Nx carries on from (see put's 403s).
+		staged.Discard()
+		a.log.Warn("disk full, upload not stored", "ref", ref.String(), "err", err)
+		writeText(w, http.StatusForbidden, "the cache cannot store artifacts right now")
+		return
+	}
 	if err != nil {
 		staged.Discard()
 		a.log.Info("upload rejected", "ref", ref.String(), "received", staged.Written(), "declared", r.ContentLength, "err", err)

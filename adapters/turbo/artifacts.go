@@ -133,6 +133,12 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", tooLarge(max))
 		return
 	}
+	if errors.Is(err, tier.ErrFull) {
+		staged.Discard()
+		a.log.Warn("disk full, upload not stored", "ref", ref.String(), "err", err)
+		writeError(w, http.StatusInsufficientStorage, "insufficient_storage", "the cache is full")
+		return
+	}
 	if err != nil {
 		staged.Discard()
 		a.log.Info("upload rejected", "ref", ref.String(), "received", staged.Written(), "declared", r.ContentLength, "err", err)

@@ -1,0 +1,57 @@
+package node
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/tuist/fabrik-node/config"
+	"github.com/tuist/fabrik-node/messages"
+)
+
+// A disk that fills up is refused like a full cache (507), leaves no partial
+// file behind, and loses nothing already stored. The cache lives on a small
+// tmpfs, so the test needs mount(2): it runs as root (here and in CI).
+func TestFullDiskRefusesCleanly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+
+	c := testConfig(t, config.RoleEdge, filepath.Join(dir, "cache"))
+	c.Cache.MaxSize = 100 << 30 // the cache bound is not what stops us: the disk is
+	c.Cache.MaxArtifactSize = 1 << 30
+	n := startNode(t, config.RoleEdge, c)
+
+	small := randomBytes(t, 64<<10)
+	gradlePut(t, n, key1, small)
+
+	big := bytes.NewReader(make([]byte, 200<<20))
+	req, _ := http.NewRequest(http.MethodPut, "http://"+n.Addr("http")+"/cache/"+"ffffffffffffffffffffffffffffffff", big)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("PUT larger than the disk: %s, want 507", resp.Status)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "cache", "tmp")); len(left) != 0 {
+		t.Fatalf("%d staging files left behind", len(left))
+	}
+	if localHas(n, messages.Ref{Namespace: "gradle", Key: "ffffffffffffffffffffffffffffffff"}) {
+		t.Fatal("refused artifact is visible")
+	}
+	if got := gradleGet(t, n, key1); !bytes.Equal(got, small) {
+		t.Fatal("artifact stored before the disk filled up was lost")
+	}
+	// The space of the refused upload is free again: writes work.
+	gradlePut(t, n, "0123456789abcdef0123456789abcde0", randomBytes(t, 64<<10))
+}

@@ -1,24 +1,21 @@
 package turbo
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/adapters/adaptertest"
 	"github.com/tuist/fabrik-node/adapters/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
@@ -89,41 +86,12 @@ func (e *env) do(t *testing.T, method, path string, body []byte, hdr ...string) 
 	return resp, b
 }
 
-// raw sends head (and body) over a plain TCP connection, half-closes it and
-// reads the answer: it lets tests lie about Content-Length the way a client
-// killed mid-upload does.
+// raw sends a hand-made request to the adapter (see adaptertest.Raw).
 func (e *env) raw(t *testing.T, head string, body []byte) *http.Response {
-	t.Helper()
-	conn, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(conn, head); err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		if _, err := conn.Write(body); err != nil {
-			t.Fatal(err)
-		}
-		conn.(*net.TCPConn).CloseWrite()
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no response: %v", err)
-	}
-	resp.Body.Close()
-	return resp
+	return adaptertest.Raw(t, e.addr, head, body)
 }
 
-func randomBytes(t testing.TB, n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func randomBytes(t testing.TB, n int) []byte { return adaptertest.RandomBytes(t, n) }
 
 func stored(t *testing.T, c adapters.Cache, ns, hash string) bool {
 	t.Helper()

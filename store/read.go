@@ -31,6 +31,25 @@ func (s *Store) Open(ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 	return meta, f, nil
 }
 
+// OpenBlob opens a blob by hash without counting an access: background
+// readers (the upload pool copying it to upstreams) must not make an
+// artifact look recently or frequently used to the eviction policy.
+func (s *Store) OpenBlob(hash string) (messages.Meta, *os.File, error) {
+	meta, err := s.BlobMeta(hash)
+	if err != nil {
+		return messages.Meta{}, nil, err
+	}
+	h, err := parseHash(hash)
+	if err != nil {
+		return messages.Meta{}, nil, fmt.Errorf("store: %w", err)
+	}
+	f, err := s.OpenLocated(meta, s.blobPath(h))
+	if err != nil {
+		return messages.Meta{}, nil, err
+	}
+	return meta, f, nil
+}
+
 // Locate resolves ref to its blob's metadata and file path and counts the
 // access, without any file system call: the local tier actor answers reads
 // with it and the reader opens the file in its own goroutine (OpenLocated),

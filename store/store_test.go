@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,5 +239,34 @@ func TestShardDirectoryRemovedBehindOurBack(t *testing.T) {
 	put(t, s, cas(b), b)
 	if !bytes.Equal(read(t, s, cas(b)), b) {
 		t.Fatal("content not served after its shard directory was recreated")
+	}
+}
+
+// OpenBlob serves background readers (the upload pool): it returns the
+// content but does not count as an access.
+func TestOpenBlobDoesNotCountAnAccess(t *testing.T) {
+	s := openStore(t, Options{})
+	b := content(7, 5000)
+	m := put(t, s, key("k"), b)
+	before, err := s.BlobMeta(m.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, f, err := s.OpenBlob(m.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.Equal(got, b) {
+		t.Fatal("OpenBlob returned other content")
+	}
+	after, _ := s.BlobMeta(m.Hash)
+	if after.AccessCount != before.AccessCount || !after.LastAccess.Equal(before.LastAccess) {
+		t.Fatalf("OpenBlob counted an access: %d -> %d", before.AccessCount, after.AccessCount)
+	}
+	read(t, s, key("k"))
+	if again, _ := s.BlobMeta(m.Hash); again.AccessCount != before.AccessCount+1 {
+		t.Fatalf("a client read is still an access: %d -> %d", before.AccessCount, again.AccessCount)
 	}
 }

@@ -242,7 +242,7 @@ func (a *Actor) dispatch(ctx actor.Context, t *target) {
 // upload streams the blob from the local store to the upstream. It runs in
 // a worker goroutine and touches no actor state.
 func (a *Actor) upload(t *target, j *job) error {
-	meta, body, err := a.opts.Store.Open(messages.Ref{Namespace: messages.CAS, Key: j.Meta.Hash})
+	meta, body, err := a.opts.Store.OpenBlob(j.Meta.Hash)
 	if err != nil {
 		return fmt.Errorf("%w: local blob: %w", errGone, err)
 	}

@@ -21,9 +21,10 @@ build:
 run: build
 	./$(BIN) --role edge --log-level info
 
-# Everything: unit and integration tests, then end-to-end tests with real
-# clients. Tools are installed by the project's own script (idempotent).
-test: tools unit e2e
+# Everything: lint (gofmt, go mod tidy -diff, vet, staticcheck), unit and
+# integration tests, then end-to-end tests with real clients. Tools are
+# installed by the project's own script (idempotent).
+test: tools lint unit e2e
 
 unit:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
@@ -39,6 +40,7 @@ bench: build
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 

@@ -22,7 +22,7 @@ import (
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/internal/minio"
 	"github.com/tuist/fabrik-node/messages"
-	s3tier "github.com/tuist/fabrik-node/tiers/s3"
+	s3tier "github.com/tuist/fabrik-node/tier/s3"
 )
 
 const tenant = "tenant-acme/"

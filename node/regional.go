@@ -8,7 +8,7 @@ import (
 
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/fabrikgrpc"
-	"github.com/tuist/fabrik-node/tiers/fabrik"
+	"github.com/tuist/fabrik-node/tier/fabrik"
 )
 
 // startFabrik serves the Fabrik protocol: always on a regional node, and on

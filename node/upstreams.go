@@ -12,8 +12,8 @@ import (
 	"github.com/tuist/fabrik-node/actors/uploadpool"
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/tier"
-	"github.com/tuist/fabrik-node/tiers/fabrik"
-	"github.com/tuist/fabrik-node/tiers/s3"
+	"github.com/tuist/fabrik-node/tier/fabrik"
+	"github.com/tuist/fabrik-node/tier/s3"
 )
 
 // upstreams is what startUpstreams built: the router's tier list, the

@@ -6,7 +6,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/tuist/fabrik-node/adapters/cachetest"
+	"github.com/tuist/fabrik-node/internal/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 )
 

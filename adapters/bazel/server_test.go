@@ -18,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tuist/fabrik-node/adapters"
-	"github.com/tuist/fabrik-node/adapters/cachetest"
+	"github.com/tuist/fabrik-node/internal/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
 )

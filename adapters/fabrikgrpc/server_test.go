@@ -17,13 +17,13 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tuist/fabrik-node/adapters"
-	"github.com/tuist/fabrik-node/adapters/cachetest"
+	"github.com/tuist/fabrik-node/internal/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
 )
 
 // These tests speak the raw protocol, to send what a well-behaved client
-// never would; tiers/fabrik tests the client and server together.
+// never would; tier/fabrik tests the client and server together.
 
 func serve(t *testing.T, cache adapters.Cache, opts Options) fabrikv1.FabrikCacheClient {
 	t.Helper()

@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/tuist/fabrik-node/adapters"
-	"github.com/tuist/fabrik-node/adapters/adaptertest"
-	"github.com/tuist/fabrik-node/adapters/cachetest"
+	"github.com/tuist/fabrik-node/internal/adaptertest"
+	"github.com/tuist/fabrik-node/internal/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
 )

@@ -31,8 +31,8 @@ import (
 	"github.com/tuist/fabrik-node/bench/pattern"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
-	"github.com/tuist/fabrik-node/tiers/fabrik"
-	s3tier "github.com/tuist/fabrik-node/tiers/s3"
+	"github.com/tuist/fabrik-node/tier/fabrik"
+	s3tier "github.com/tuist/fabrik-node/tier/s3"
 )
 
 type options struct {

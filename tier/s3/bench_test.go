@@ -18,7 +18,7 @@ import (
 // on the same object, so the difference is what the tier adds. A key ref
 // costs a second request (the key entry) on top.
 //
-//	go test ./tiers/s3 -run '^$' -bench Get -benchtime 2s
+//	go test ./tier/s3 -run '^$' -bench Get -benchtime 2s
 func BenchmarkGet(b *testing.B) {
 	srv := minio.Start(b)
 	srv.CreateBucket(b, "bench")

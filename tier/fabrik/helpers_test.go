@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/tuist/fabrik-node/adapters"
-	"github.com/tuist/fabrik-node/adapters/cachetest"
 	"github.com/tuist/fabrik-node/adapters/fabrikgrpc"
+	"github.com/tuist/fabrik-node/internal/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 )
 

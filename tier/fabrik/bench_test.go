@@ -13,7 +13,7 @@ import (
 )
 
 // Loopback benchmarks of one request through the real client tier and the
-// real server over a real store: go test -bench . -run '^$' ./tiers/fabrik/
+// real server over a real store: go test -bench . -run '^$' ./tier/fabrik/
 
 var benchSizes = []int{4 << 10, 1 << 20}
 

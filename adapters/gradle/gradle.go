@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 // Namespace holds Gradle's cache keys in the key index.
@@ -105,6 +103,19 @@ func (a *Adapter) head(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
 }
 
+// writeAnswers is Gradle's reading of each upload outcome. Gradle treats
+// 413 as "not stored" and carries on; any other non-2xx status turns the
+// remote cache off for the rest of the build.
+var writeAnswers = adapters.StatusTable{
+	adapters.Stored:      {Status: http.StatusOK},
+	adapters.TooLarge:    {Status: http.StatusRequestEntityTooLarge, Message: "not stored"},
+	adapters.Full:        {Status: http.StatusInsufficientStorage, Message: "cache is full"},
+	adapters.Truncated:   {Status: http.StatusBadRequest, Message: "not stored"},
+	adapters.Invalid:     {Status: http.StatusBadRequest, Message: "not stored"},
+	adapters.Unavailable: {Status: http.StatusServiceUnavailable, Message: "the cache cannot store artifacts right now"},
+	adapters.Internal:    {Status: http.StatusInternalServerError, Message: "cannot store artifact"},
+}
+
 func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer a.observe("put", start)
@@ -112,59 +123,21 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	max := a.opts.MaxArtifactSize
-	// Refusing on the declared length happens before the body is read, so
-	// Go answers an Expect: 100-continue upload with 413 and no transfer.
-	if max > 0 && r.ContentLength > max {
-		http.Error(w, fmt.Sprintf("artifact of %d bytes exceeds the maximum of %d", r.ContentLength, max), http.StatusRequestEntityTooLarge)
+	// A declared length over the limit is refused before the body is read,
+	// so Go answers an Expect: 100-continue upload with 413 and no transfer.
+	res := adapters.Store(r.Context(), a.cache, ref, messages.Meta{BuildSystem: "gradle"}, adapters.Upload{
+		Body: r.Body, Length: r.ContentLength, Max: a.opts.MaxArtifactSize,
+	})
+	a.opts.Metrics.Uploaded(res.Size)
+	if res.Outcome == adapters.Internal || res.Outcome == adapters.Unavailable {
+		a.opts.Logger.Error("gradle: store failed", "key", ref.Key, "outcome", res.Outcome, "err", res.Err)
+	}
+	ans := writeAnswers.For(res)
+	if res.Outcome == adapters.Stored {
+		w.WriteHeader(ans.Status)
 		return
 	}
-	staged, err := a.cache.Stage("", r.ContentLength)
-	if err != nil {
-		a.opts.Logger.Error("gradle: staging failed", "err", err)
-		http.Error(w, "cannot store artifact", http.StatusInternalServerError)
-		return
-	}
-	body := io.Reader(r.Body)
-	if max > 0 && r.ContentLength < 0 {
-		body = io.LimitReader(r.Body, max+1)
-	}
-	n, err := adapters.Copy(staged, body)
-	a.opts.Metrics.Uploaded(n)
-	switch {
-	case errors.Is(err, tier.ErrFull):
-		staged.Discard()
-		http.Error(w, "cache is full", http.StatusInsufficientStorage)
-		return
-	case err != nil:
-		staged.Discard()
-		http.Error(w, fmt.Sprintf("upload incomplete after %d bytes: %v", n, err), http.StatusBadRequest)
-		return
-	case max > 0 && n > max:
-		staged.Discard()
-		http.Error(w, fmt.Sprintf("artifact exceeds the maximum of %d bytes", max), http.StatusRequestEntityTooLarge)
-		return
-	}
-	if err := staged.Seal(); err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, tier.ErrFull) {
-			code = http.StatusInsufficientStorage
-		}
-		http.Error(w, err.Error(), code)
-		return
-	}
-	err = a.cache.Put(r.Context(), ref, messages.Meta{BuildSystem: "gradle"}, staged)
-	switch {
-	case err == nil:
-		w.WriteHeader(http.StatusOK)
-	case errors.Is(err, tier.ErrFull):
-		http.Error(w, "cache is full", http.StatusInsufficientStorage)
-	case errors.Is(err, tier.ErrInvalid):
-		http.Error(w, err.Error(), http.StatusBadRequest)
-	default:
-		a.opts.Logger.Error("gradle: store failed", "key", ref.Key, "err", err)
-		http.Error(w, "cannot store artifact", http.StatusInternalServerError)
-	}
+	http.Error(w, ans.Message, ans.Status)
 }
 
 // validKey accepts what Gradle generates (hex digests: 32 characters in

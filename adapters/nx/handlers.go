@@ -1,14 +1,13 @@
 package nx
 
 import (
-	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 func (a *Adapter) observe(op string, start time.Time) {
@@ -64,6 +63,19 @@ func (a *Adapter) head(w http.ResponseWriter, r *http.Request, ref messages.Ref)
 	w.WriteHeader(http.StatusOK)
 }
 
+// writeAnswers is Nx's reading of each upload outcome. Every refusal the
+// node makes is 403: the Nx client stops the user's run on any PUT status
+// but 200, 403 and 409, and a cache that cannot store must not fail a build.
+var writeAnswers = adapters.StatusTable{
+	adapters.Stored:      {Status: http.StatusOK},
+	adapters.TooLarge:    {Status: http.StatusForbidden, Message: "not stored"},
+	adapters.Full:        {Status: http.StatusForbidden, Message: "the cache is full; not stored"},
+	adapters.Truncated:   {Status: http.StatusBadRequest, Message: "incomplete upload; not stored"},
+	adapters.Invalid:     {Status: http.StatusBadRequest, Message: "artifact rejected; not stored"},
+	adapters.Unavailable: {Status: http.StatusForbidden, Message: "the cache cannot store artifacts right now"},
+	adapters.Internal:    {Status: http.StatusForbidden, Message: "the cache could not store the artifact"},
+}
+
 // put stores an upload once: 200 when stored, 409 when the hash already has a
 // record (Nx entries are immutable), 403 when the node will not store it.
 func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
@@ -80,8 +92,9 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if max := a.opts.MaxArtifactSize; max > 0 && r.ContentLength > max {
-		writeText(w, http.StatusForbidden, "artifact of "+strconv.FormatInt(r.ContentLength, 10)+
-			" bytes exceeds this cache's limit of "+strconv.FormatInt(max, 10)+" bytes; not stored")
+		// Refused before the claim and the lookup: nothing to store.
+		ans := writeAnswers.For(adapters.Result{Outcome: adapters.TooLarge, Err: fmt.Errorf("artifact of %d bytes exceeds this cache's limit of %d bytes", r.ContentLength, max)})
+		writeText(w, ans.Status, ans.Message)
 		return
 	}
 	// Claim the hash before checking for a record, so that of two
@@ -97,45 +110,20 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	staged, err := a.cache.Stage("", r.ContentLength)
-	if err != nil {
-		a.log.Error("cannot stage upload", "ref", ref.String(), "err", err)
-		writeText(w, http.StatusForbidden, "the cache cannot store artifacts right now")
-		return
-	}
-	_, err = adapters.Copy(staged, r.Body)
-	if errors.Is(err, tier.ErrFull) {
-		// A full disk: refuse the way Nx carries on from (see put's 403s).
-		staged.Discard()
-		a.log.Warn("disk full, upload not stored", "ref", ref.String(), "err", err)
-		writeText(w, http.StatusForbidden, "the cache cannot store artifacts right now")
-		return
-	}
-	if err != nil {
-		staged.Discard()
-		a.log.Info("upload rejected", "ref", ref.String(), "received", staged.Written(), "declared", r.ContentLength, "err", err)
-		writeText(w, http.StatusBadRequest, "incomplete upload; not stored")
-		return
-	}
-	if err := staged.Seal(); err != nil {
-		a.log.Info("upload rejected", "ref", ref.String(), "err", err)
-		writeText(w, http.StatusBadRequest, "incomplete upload; not stored")
-		return
-	}
-	size := staged.Size()
-	if err := a.cache.Put(r.Context(), ref, messages.Meta{BuildSystem: buildSystem}, staged); err != nil {
-		switch {
-		case errors.Is(err, tier.ErrFull):
-			a.log.Warn("cache full, upload not stored", "ref", ref.String())
-			writeText(w, http.StatusForbidden, "the cache is full; not stored")
-		case errors.Is(err, tier.ErrInvalid):
-			writeText(w, http.StatusBadRequest, "artifact rejected: "+err.Error())
-		default:
-			a.log.Error("store failed", "ref", ref.String(), "err", err)
-			writeText(w, http.StatusForbidden, "the cache could not store the artifact")
+	res := adapters.Store(r.Context(), a.cache, ref, messages.Meta{BuildSystem: buildSystem}, adapters.Upload{
+		Body: r.Body, Length: r.ContentLength, Max: a.opts.MaxArtifactSize,
+	})
+	if res.Outcome != adapters.Stored {
+		if res.Outcome == adapters.Internal || res.Outcome == adapters.Unavailable {
+			a.log.Error("store failed", "ref", ref.String(), "outcome", res.Outcome, "err", res.Err)
+		} else {
+			a.log.Info("upload not stored", "ref", ref.String(), "outcome", res.Outcome, "received", res.Size, "declared", r.ContentLength, "err", res.Err)
 		}
+		ans := writeAnswers.For(res)
+		writeText(w, ans.Status, ans.Message)
 		return
 	}
+	size := res.Size
 	a.opts.Metrics.Uploaded(size)
 	w.WriteHeader(http.StatusOK)
 }

@@ -1,15 +1,12 @@
 package turbo
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/tier"
 )
 
 func (a *Adapter) observe(op string, start time.Time) {
@@ -110,60 +107,20 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	if t := r.Header.Get(attrTag); t != "" {
 		meta.Attrs[attrTag] = t
 	}
-	max := a.opts.MaxArtifactSize
-	if max > 0 && r.ContentLength > max {
-		writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", tooLarge(max))
-		return
-	}
-
-	staged, err := a.cache.Stage("", r.ContentLength)
-	if err != nil {
-		a.log.Error("cannot stage upload", "ref", ref.String(), "err", err)
-		writeError(w, http.StatusInternalServerError, "internal_error", "the cache cannot store artifacts right now")
-		return
-	}
-	body := io.Reader(r.Body)
-	if r.ContentLength < 0 && max > 0 {
-		// A chunked body declares no size: stop one byte past the limit.
-		body = io.LimitReader(r.Body, max+1)
-	}
-	_, err = adapters.Copy(staged, body)
-	if err == nil && max > 0 && staged.Written() > max {
-		staged.Discard()
-		writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", tooLarge(max))
-		return
-	}
-	if errors.Is(err, tier.ErrFull) {
-		staged.Discard()
-		a.log.Warn("disk full, upload not stored", "ref", ref.String(), "err", err)
-		writeError(w, http.StatusInsufficientStorage, "insufficient_storage", "the cache is full")
-		return
-	}
-	if err != nil {
-		staged.Discard()
-		a.log.Info("upload rejected", "ref", ref.String(), "received", staged.Written(), "declared", r.ContentLength, "err", err)
-		writeError(w, http.StatusBadRequest, "bad_request", "incomplete upload; not stored")
-		return
-	}
-	if err := staged.Seal(); err != nil {
-		a.log.Info("upload rejected", "ref", ref.String(), "err", err)
-		writeError(w, http.StatusBadRequest, "bad_request", "incomplete upload; not stored")
-		return
-	}
-	size := staged.Size()
-	if err := a.cache.Put(r.Context(), ref, meta, staged); err != nil {
-		switch {
-		case errors.Is(err, tier.ErrFull):
-			a.log.Warn("cache full, upload not stored", "ref", ref.String())
-			writeError(w, http.StatusInsufficientStorage, "insufficient_storage", "the cache is full")
-		case errors.Is(err, tier.ErrInvalid):
-			writeError(w, http.StatusBadRequest, "bad_request", "artifact rejected: "+err.Error())
-		default:
-			a.log.Error("store failed", "ref", ref.String(), "err", err)
-			writeError(w, http.StatusInternalServerError, "internal_error", "the cache could not store the artifact")
+	res := adapters.Store(r.Context(), a.cache, ref, meta, adapters.Upload{
+		Body: r.Body, Length: r.ContentLength, Max: a.opts.MaxArtifactSize,
+	})
+	if res.Outcome != adapters.Stored {
+		if res.Outcome == adapters.Internal || res.Outcome == adapters.Unavailable {
+			a.log.Error("store failed", "ref", ref.String(), "outcome", res.Outcome, "err", res.Err)
+		} else {
+			a.log.Info("upload not stored", "ref", ref.String(), "outcome", res.Outcome, "received", res.Size, "declared", r.ContentLength, "err", res.Err)
 		}
+		ans := writeAnswers.For(res)
+		writeError(w, ans.Status, errorCodes[res.Outcome], ans.Message)
 		return
 	}
+	size := res.Size
 	a.opts.Metrics.Uploaded(size)
 	writeJSON(w, http.StatusAccepted, struct {
 		URLs []string `json:"urls"`
@@ -179,6 +136,23 @@ func artifactURL(r *http.Request) string {
 	return scheme + "://" + r.Host + r.URL.RequestURI()
 }
 
-func tooLarge(max int64) string {
-	return "artifact exceeds this cache's limit of " + strconv.FormatInt(max, 10) + " bytes"
+// writeAnswers is Turborepo's reading of each upload outcome, with the
+// error code Vercel's API puts in the JSON body next to it.
+var writeAnswers = adapters.StatusTable{
+	adapters.Stored:      {Status: http.StatusAccepted},
+	adapters.TooLarge:    {Status: http.StatusRequestEntityTooLarge, Message: "not stored"},
+	adapters.Full:        {Status: http.StatusInsufficientStorage, Message: "the cache is full"},
+	adapters.Truncated:   {Status: http.StatusBadRequest, Message: "incomplete upload; not stored"},
+	adapters.Invalid:     {Status: http.StatusBadRequest, Message: "artifact rejected"},
+	adapters.Unavailable: {Status: http.StatusServiceUnavailable, Message: "the cache cannot store artifacts right now"},
+	adapters.Internal:    {Status: http.StatusInternalServerError, Message: "the cache could not store the artifact"},
+}
+
+var errorCodes = map[adapters.Outcome]string{
+	adapters.TooLarge:    "payload_too_large",
+	adapters.Full:        "insufficient_storage",
+	adapters.Truncated:   "bad_request",
+	adapters.Invalid:     "bad_request",
+	adapters.Unavailable: "service_unavailable",
+	adapters.Internal:    "internal_error",
 }

@@ -1,0 +1,31 @@
+package turbo
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/internal/adaptertest"
+	"github.com/tuist/fabrik-node/internal/cachetest"
+)
+
+// Every upload outcome of the shared write path answers with Turborepo's
+// status from writeAnswers, and no refusal stores anything.
+func TestUploadOutcomes(t *testing.T) {
+	for oc := range writeAnswers {
+		if _, ok := errorCodes[oc]; !ok && oc != adapters.Stored {
+			t.Errorf("no error code for %q", oc)
+		}
+	}
+	adaptertest.Outcomes{
+		Table: writeAnswers,
+		Cache: cachetest.New(t),
+		Serve: func(c adapters.Cache, max int64) http.Handler {
+			mux := http.NewServeMux()
+			New(c, Options{MaxArtifactSize: max}).Routes(mux)
+			return mux
+		},
+		Path: func(i int) string { return fmt.Sprintf("/v8/artifacts/%016x?slug=team", i+1) },
+	}.Run(t)
+}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,7 +13,8 @@ import (
 	"github.com/tuist/fabrik-node/messages"
 )
 
-// A disk that fills up is refused like a full cache (507), leaves no partial
+// A disk that fills up is refused like a full cache (Gradle: 413, the refusal
+// it tolerates), leaves no partial
 // file behind, and loses nothing already stored. The cache lives on a small
 // tmpfs, so the test needs mount(2): it runs as root (here and in CI).
 func TestFullDiskRefusesCleanly(t *testing.T) {
@@ -39,9 +41,10 @@ func TestFullDiskRefusesCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	msg, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusInsufficientStorage {
-		t.Fatalf("PUT larger than the disk: %s, want 507", resp.Status)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(msg, []byte("full")) {
+		t.Fatalf("PUT larger than the disk: %s %s, want 413 saying the cache is full", resp.Status, msg)
 	}
 	if left, _ := os.ReadDir(filepath.Join(dir, "cache", "tmp")); len(left) != 0 {
 		t.Fatalf("%d staging files left behind", len(left))

@@ -2,7 +2,7 @@
 // /cache/{key}, per Gradle's HttpBuildCache protocol. Gradle disables the
 // remote cache for the rest of a build on any unexpected status, so every
 // ordinary condition maps to the status Gradle expects: 404 for a miss, 413
-// for too large, 507 when the store is full.
+// for too large and for a full store.
 package gradle
 
 import (
@@ -104,12 +104,13 @@ func (a *Adapter) head(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeAnswers is Gradle's reading of each upload outcome. Gradle treats
-// 413 as "not stored" and carries on; any other non-2xx status turns the
-// remote cache off for the rest of the build.
+// 413 as "not stored" and carries on; any other non-2xx status (507
+// included) turns the remote cache off for the rest of the build, reads
+// too. So a full store answers 413: it costs one entry, never the cache.
 var writeAnswers = adapters.StatusTable{
 	adapters.Stored:      {Status: http.StatusOK},
 	adapters.TooLarge:    {Status: http.StatusRequestEntityTooLarge, Message: "not stored"},
-	adapters.Full:        {Status: http.StatusInsufficientStorage, Message: "cache is full"},
+	adapters.Full:        {Status: http.StatusRequestEntityTooLarge, Message: "cache is full; not stored"},
 	adapters.Truncated:   {Status: http.StatusBadRequest, Message: "not stored"},
 	adapters.Invalid:     {Status: http.StatusBadRequest, Message: "not stored"},
 	adapters.Unavailable: {Status: http.StatusServiceUnavailable, Message: "the cache cannot store artifacts right now"},

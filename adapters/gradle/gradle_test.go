@@ -161,10 +161,12 @@ func TestExpectContinueRefusedEarly(t *testing.T) {
 	storeIsEmpty(t, st)
 }
 
-func TestFullStoreIs507(t *testing.T) {
+// A full store is 413, the one refusal Gradle tolerates: 507 would turn the
+// remote cache off for the rest of the build, reads included.
+func TestFullStoreIs413(t *testing.T) {
 	srv, _ := serve(t, 1<<20, 100<<10)
 	resp, msg := do(t, http.MethodPut, srv.URL+"/cache/"+key, bytes.NewReader(random(200<<10)))
-	if resp.StatusCode != http.StatusInsufficientStorage {
-		t.Fatalf("PUT larger than the store: %s %s, want 507", resp.Status, msg)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "full") {
+		t.Fatalf("PUT larger than the store: %s %s, want 413 saying the cache is full", resp.Status, msg)
 	}
 }

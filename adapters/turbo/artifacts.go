@@ -137,11 +137,14 @@ func artifactURL(r *http.Request) string {
 }
 
 // writeAnswers is Turborepo's reading of each upload outcome, with the
-// error code Vercel's API puts in the JSON body next to it.
+// error code Vercel's API puts in the JSON body next to it. A full cache is
+// a 4xx, not 507: turbo pauses its remote cache for the whole run after a
+// few 5xx answers in a row, and a full store must cost one entry, never the
+// cache. Only real outages (unavailable, internal) are 5xx.
 var writeAnswers = adapters.StatusTable{
 	adapters.Stored:      {Status: http.StatusAccepted},
 	adapters.TooLarge:    {Status: http.StatusRequestEntityTooLarge, Message: "not stored"},
-	adapters.Full:        {Status: http.StatusInsufficientStorage, Message: "the cache is full"},
+	adapters.Full:        {Status: http.StatusRequestEntityTooLarge, Message: "the cache is full; not stored"},
 	adapters.Truncated:   {Status: http.StatusBadRequest, Message: "incomplete upload; not stored"},
 	adapters.Invalid:     {Status: http.StatusBadRequest, Message: "artifact rejected"},
 	adapters.Unavailable: {Status: http.StatusServiceUnavailable, Message: "the cache cannot store artifacts right now"},

@@ -12,6 +12,7 @@ package turbo
 import (
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
@@ -97,7 +98,9 @@ func (a *Adapter) route(mux *http.ServeMux, pattern string, access adapters.Acce
 
 // namespace is the team's namespace from the teamId or slug query parameter
 // (turbo sends teamId for ids starting with "team_", slug otherwise), or the
-// shared namespace when the client names no team.
+// shared namespace when the client names no team. When both are present the
+// teamId wins, as in Vercel's API, where teamId identifies and slug is only
+// its human alias.
 func namespace(r *http.Request) (string, bool) {
 	q := r.URL.Query()
 	team := q.Get("teamId")
@@ -107,10 +110,26 @@ func namespace(r *http.Request) (string, bool) {
 	if team == "" {
 		return Namespace, true
 	}
-	if !validName(team) {
+	if !validTeam(team) {
 		return "", false
 	}
 	return Namespace + "/" + team, true
+}
+
+// validTeam accepts every team name a Turborepo client can send (TURBO_TEAM
+// is free text: "acme.corp", "my team", unicode) except what would make the
+// namespace ambiguous or unprintable in logs: '/', control characters,
+// invalid UTF-8, and names longer than a key.
+func validTeam(t string) bool {
+	if t == "" || len(t) > maxKeyLen || !utf8.ValidString(t) {
+		return false
+	}
+	for _, c := range t {
+		if c == '/' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // ref names the artifact of the request's path hash within its team.

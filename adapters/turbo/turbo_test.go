@@ -396,10 +396,39 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// A full cache is a 4xx: turbo pauses its remote cache after a few 5xx in a
+// row, and a full store must cost one entry, not the cache for the run.
 func TestFullCache(t *testing.T) {
 	e := start(t, smallCache(t), 0)
-	if resp, _ := e.do(t, "PUT", "/v8/artifacts/f011", randomBytes(t, 4096)); resp.StatusCode != http.StatusInsufficientStorage {
-		t.Fatalf("PUT into a full cache: %d, want 507", resp.StatusCode)
+	resp, body := e.do(t, "PUT", "/v8/artifacts/f011", randomBytes(t, 4096))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(body, []byte("full")) {
+		t.Fatalf("PUT into a full cache: %d %s, want 413 saying the cache is full", resp.StatusCode, body)
+	}
+}
+
+// Every team name turbo can send is accepted (TURBO_TEAM is free text), and
+// when a request carries both teamId and slug, teamId names the team.
+func TestTeamNames(t *testing.T) {
+	e := start(t, nil, 0)
+	for _, team := range []string{"acme.corp", "my%20team", "%C3%A9quipe", "team_x"} {
+		path := "/v8/artifacts/0a0b?slug=" + team
+		if resp, body := e.do(t, "PUT", path, []byte(team)); resp.StatusCode != 202 {
+			t.Fatalf("PUT %s: %d %s", path, resp.StatusCode, body)
+		}
+		if resp, body := e.do(t, "GET", path, nil); resp.StatusCode != 200 || string(body) != team {
+			t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	for _, bad := range []string{"a%2Fb", "a%00b", "%FF"} {
+		if resp, _ := e.do(t, "GET", "/v8/artifacts/0a0b?slug="+bad, nil); resp.StatusCode != 400 {
+			t.Errorf("team %s: %d, want 400", bad, resp.StatusCode)
+		}
+	}
+	if resp, _ := e.do(t, "PUT", "/v8/artifacts/0c0d?teamId=team_a&slug=b", []byte("a")); resp.StatusCode != 202 {
+		t.Fatal(resp.StatusCode)
+	}
+	if !stored(t, e.cache, "turbo/team_a", "0c0d") || stored(t, e.cache, "turbo/b", "0c0d") {
+		t.Fatal("teamId must win over slug")
 	}
 }
 

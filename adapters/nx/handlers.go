@@ -1,6 +1,7 @@
 package nx
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -98,12 +99,19 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Claim the hash before checking for a record, so that of two
-	// concurrent uploads exactly one stores and the other sees 409.
-	if _, busy := a.uploading.LoadOrStore(ref, struct{}{}); busy {
-		writeText(w, http.StatusConflict, "Cannot override an existing record")
+	// concurrent uploads exactly one stores. The other waits for it: 409
+	// only once a record exists, and if the first upload fails the second
+	// stores instead (answering 409 early would leave Nx believing in a
+	// record that never came to be).
+	done, ok := a.claim(r.Context(), ref)
+	if !ok {
+		writeText(w, http.StatusForbidden, "the cache cannot store artifacts right now")
 		return
 	}
-	defer a.uploading.Delete(ref)
+	defer func() {
+		a.uploading.Delete(ref)
+		close(done)
+	}()
 	st, err := a.cache.Stat(r.Context(), ref)
 	if err == nil && st.Found {
 		writeText(w, http.StatusConflict, "Cannot override an existing record")
@@ -126,4 +134,22 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	size := res.Size
 	a.opts.Metrics.Uploaded(size)
 	w.WriteHeader(http.StatusOK)
+}
+
+// claim makes this request the one uploading ref, waiting for an upload of
+// the same hash already in flight to finish first. It fails only when the
+// request ends while waiting.
+func (a *Adapter) claim(ctx context.Context, ref messages.Ref) (chan struct{}, bool) {
+	mine := make(chan struct{})
+	for {
+		other, busy := a.uploading.LoadOrStore(ref, mine)
+		if !busy {
+			return mine, true
+		}
+		select {
+		case <-other.(chan struct{}):
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
 }

@@ -45,14 +45,17 @@ type Options struct {
 
 // Adapter serves the Nx API over an adapters.Cache. It holds no artifact
 // state of its own; uploading tracks hashes being received right now so two
-// concurrent uploads of one hash cannot both store (Nx never overwrites).
+// concurrent uploads of one hash cannot both store (Nx never overwrites),
+// and so a second upload waits for the first instead of being told a record
+// exists that the first may still fail to store.
 type Adapter struct {
 	cache adapters.Cache
 	opts  Options
 	log   *slog.Logger
 
-	// uploading holds the refs whose body is being received by this adapter.
-	uploading sync.Map // messages.Ref -> struct{}
+	// uploading holds the refs whose body is being received by this
+	// adapter; the channel is closed when that upload has finished.
+	uploading sync.Map // messages.Ref -> chan struct{}
 }
 
 // New returns an Adapter storing into cache.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -203,6 +204,45 @@ func TestConcurrentPutsStoreOnce(t *testing.T) {
 	}
 	if _, got := e.do(t, "GET", "777", "", nil); !bytes.Equal(got, bodies[winner]) {
 		t.Fatal("stored content is not the body of the upload that got 200")
+	}
+}
+
+// An upload that arrives while another of the same hash is in flight waits
+// for it: when the first fails (its client dies mid-body), the second
+// stores, so a client never gets 409 for a record that does not exist.
+func TestSecondUploadStoresWhenTheFirstFails(t *testing.T) {
+	e := start(t, nil, 0)
+	first, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	fmt.Fprintf(first, "PUT /v1/cache/888 HTTP/1.1\r\nHost: x\r\nContent-Length: 4096\r\n\r\n")
+	first.Write(make([]byte, 100))
+	time.Sleep(100 * time.Millisecond) // the first upload holds the claim now
+
+	body := randomBytes(t, 4096)
+	codes := make(chan int, 1)
+	go func() {
+		resp, _ := e.do(t, "PUT", "888", "", body)
+		codes <- resp.StatusCode
+	}()
+	select {
+	case c := <-codes:
+		t.Fatalf("second upload answered %d while the first was still in flight", c)
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close() // the first client dies: its upload is truncated
+	select {
+	case c := <-codes:
+		if c != 200 {
+			t.Fatalf("second upload: %d, want 200 after the first failed", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second upload never finished")
+	}
+	if _, got := e.do(t, "GET", "888", "", nil); !bytes.Equal(got, body) {
+		t.Fatal("stored content is not the second upload's body")
 	}
 }
 

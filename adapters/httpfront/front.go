@@ -67,7 +67,8 @@ func (f *Front) rebuild() {
 	f.mux.Store(mux)
 }
 
-// ServeHTTP routes to the mounted adapters. "//v8/artifacts/x" is routed as
+// ServeHTTP routes to the mounted adapters; a refusal of a request with a
+// body drains the body first (see MaxDrain). "//v8/artifacts/x" is routed as
 // "/v8/artifacts/x": users who configure a base URL with a trailing slash
 // make their clients send double slashes, and ServeMux would answer with a
 // redirect that clients streaming an upload (turbo) cannot replay.
@@ -83,5 +84,6 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r2.URL = &u
 		r = &r2
 	}
+	w, r = drainRefusals(w, r)
 	f.mux.Load().ServeHTTP(w, r)
 }

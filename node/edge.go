@@ -111,7 +111,7 @@ func toolAddr(t config.ToolConfig) string {
 func (n *Node) startBazel(addr string, grace time.Duration) error {
 	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(bazel.DefaultMaxBatchBytes + 1<<20)}, n.grpcServerOptions()...)
 	srv := grpc.NewServer(opts...)
-	b := bazel.Register(srv, n.cache, bazel.Options{Metrics: n.metrics, Logger: n.log})
+	b := bazel.Register(srv, n.cache, bazel.Options{MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize), Metrics: n.metrics, Logger: n.log})
 	n.closers = append(n.closers, func() { b.Shutdown() })
 	return n.serve("grpc", addr, listener.GRPC{Server: srv}, grace)
 }

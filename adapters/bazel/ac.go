@@ -1,6 +1,7 @@
 package bazel
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -185,22 +186,23 @@ func dedupe(ds []digest) []digest {
 	return out
 }
 
-// inline fills in the stdout, stderr and output file contents the client asked
-// for, within a budget of one batch so the reply stays under gRPC's message
-// limit. Inlining is an optimisation: a blob that cannot be read is left
-// to the client to fetch by digest.
+// inline fills in the stdout, stderr and output file contents the client
+// asked for (and only those), within what is left of replyLimit once the
+// result itself is counted, so the reply never exceeds the client's message
+// limit. Inlining is an optimisation: a blob that does not fit or cannot be
+// read is left to the client to fetch by digest.
 func (s *Server) inline(ctx context.Context, req *repb.GetActionResultRequest, r *repb.ActionResult) {
-	budget := s.maxBatch
+	budget := int64(replyLimit - proto.Size(r))
 	read := func(pd *repb.Digest) []byte {
 		d, err := parseDigest(pd)
-		if err != nil || d.size > budget {
+		if err != nil || d.size+itemOverhead > budget || d.size > s.maxBatch {
 			return nil
 		}
 		b, err := s.readBlob(ctx, d)
 		if err != nil {
 			return nil
 		}
-		budget -= d.size
+		budget -= d.size + itemOverhead
 		return b
 	}
 	if req.GetInlineStdout() && r.GetStdoutDigest() != nil && len(r.StdoutRaw) == 0 {
@@ -223,6 +225,49 @@ func (s *Server) inline(ctx context.Context, req *repb.GetActionResultRequest, r
 	}
 }
 
+// deinline moves data a client inlined into an ActionResult (stdout_raw,
+// stderr_raw, output file contents) into the CAS and clears it from the
+// result, so the stored result is small and every digest it names exists:
+// a result pointing at blobs stored nowhere fails the next build's hit.
+func (s *Server) deinline(ctx context.Context, r *repb.ActionResult) error {
+	store := func(what string, raw []byte, pd *repb.Digest) (*repb.Digest, error) {
+		sum := sha256.Sum256(raw)
+		d := digest{hash: hex.EncodeToString(sum[:]), size: int64(len(raw))}
+		if pd != nil && (pd.GetHash() != d.hash || pd.GetSizeBytes() != d.size) {
+			return nil, invalid("UpdateActionResult: inlined %s does not match its digest %s/%d", what, pd.GetHash(), pd.GetSizeBytes())
+		}
+		if err := s.checkSize(d); err != nil {
+			return nil, err
+		}
+		if err := s.storeBlob(ctx, d, bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("store inlined %s: %w", what, err)
+		}
+		return &repb.Digest{Hash: d.hash, SizeBytes: d.size}, nil
+	}
+	var err error
+	if len(r.StdoutRaw) > 0 {
+		if r.StdoutDigest, err = store("stdout", r.StdoutRaw, r.StdoutDigest); err != nil {
+			return err
+		}
+		r.StdoutRaw = nil
+	}
+	if len(r.StderrRaw) > 0 {
+		if r.StderrDigest, err = store("stderr", r.StderrRaw, r.StderrDigest); err != nil {
+			return err
+		}
+		r.StderrRaw = nil
+	}
+	for _, f := range r.GetOutputFiles() {
+		if len(f.Contents) > 0 {
+			if f.Digest, err = store("output file "+f.GetPath(), f.Contents, f.Digest); err != nil {
+				return err
+			}
+			f.Contents = nil
+		}
+	}
+	return nil
+}
+
 func (a *actionCacheServer) UpdateActionResult(ctx context.Context, req *repb.UpdateActionResultRequest) (*repb.ActionResult, error) {
 	defer a.srv.observe("update_action_result", time.Now())
 	if err := checkRequest(req.GetInstanceName(), req.GetDigestFunction()); err != nil {
@@ -236,12 +281,22 @@ func (a *actionCacheServer) UpdateActionResult(ctx context.Context, req *repb.Up
 	if result == nil {
 		return nil, invalid("UpdateActionResult: action_result is missing")
 	}
+	if err := checkOutputPaths(result); err != nil {
+		return nil, invalid("UpdateActionResult: %v", err)
+	}
+	// The client's message is ours to change: the reply is the stored form.
+	if err := a.srv.deinline(ctx, result); err != nil {
+		return nil, a.srv.statusFor("update_action_result", err)
+	}
 	if _, _, err := referencedBlobs(result); err != nil {
 		return nil, invalid("UpdateActionResult: %v", err)
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(result)
 	if err != nil {
 		return nil, a.srv.statusFor("update_action_result", fmt.Errorf("marshal action result: %w", err))
+	}
+	if err := a.srv.checkSize(digest{hash: "action result", size: int64(len(b))}); err != nil {
+		return nil, err
 	}
 	sum := sha256.Sum256(b)
 	hash := hex.EncodeToString(sum[:])

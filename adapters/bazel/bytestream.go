@@ -194,6 +194,9 @@ func (b *byteStreamServer) Write(stream bytestream.ByteStream_WriteServer) error
 	if first.GetWriteOffset() < 0 {
 		return invalid("Write %s: negative write_offset %d", r, first.GetWriteOffset())
 	}
+	if err := b.srv.checkSize(r.d); err != nil {
+		return err
+	}
 	ctx := stream.Context()
 	// A blob that is already stored needs no upload: answer at once, as the
 	// REAPI allows, with the full size (or -1 for a compressed upload).

@@ -45,6 +45,11 @@ type Options struct {
 	// max_batch_total_size_bytes. It must stay below the gRPC server's
 	// MaxRecvMsgSize. 0 means DefaultMaxBatchBytes.
 	MaxBatchBytes int64
+	// MaxArtifactSize refuses blobs (and action results) larger than this on
+	// every write path: BatchUpdateBlobs, ByteStream.Write (plain and
+	// compressed, where it is checked on the declared size before any
+	// byte is decompressed) and UpdateActionResult. 0 means no limit.
+	MaxArtifactSize int64
 	// Metrics, when set, receives hit/miss counts, bandwidth and request
 	// durations labelled build_system="bazel".
 	Metrics *metrics.Set
@@ -57,10 +62,12 @@ type Options struct {
 type Server struct {
 	cache    adapters.Cache
 	maxBatch int64
-	metrics  *metrics.Set
-	log      *slog.Logger
-	uploads  *uploadTable
-	health   *health.Server
+	// maxArtifact is Options.MaxArtifactSize (0 = none).
+	maxArtifact int64
+	metrics     *metrics.Set
+	log         *slog.Logger
+	uploads     *uploadTable
+	health      *health.Server
 }
 
 // Register adds the REAPI cache services, ByteStream and grpc.health.v1 to s.
@@ -68,12 +75,13 @@ type Server struct {
 // NOT_SERVING and removes the staging files of unfinished uploads.
 func Register(s *grpc.Server, cache adapters.Cache, opts Options) *Server {
 	srv := &Server{
-		cache:    cache,
-		maxBatch: opts.MaxBatchBytes,
-		metrics:  opts.Metrics,
-		log:      opts.Logger,
-		uploads:  newUploadTable(defaultUploadTTL, defaultMaxParkedUploads),
-		health:   health.NewServer(),
+		cache:       cache,
+		maxBatch:    opts.MaxBatchBytes,
+		maxArtifact: opts.MaxArtifactSize,
+		metrics:     opts.Metrics,
+		log:         opts.Logger,
+		uploads:     newUploadTable(defaultUploadTTL, defaultMaxParkedUploads),
+		health:      health.NewServer(),
 	}
 	if srv.maxBatch <= 0 {
 		srv.maxBatch = DefaultMaxBatchBytes

@@ -215,3 +215,28 @@ func TestGRPCClientCredentials(t *testing.T) {
 		t.Fatalf("no machine token: %v, want Unauthenticated", err)
 	}
 }
+
+// rawCodec sends bytes as they are, so a test can put junk on the wire.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error)   { return *(v.(*[]byte)), nil }
+func (rawCodec) Unmarshal(b []byte, v any) error { *(v.(*[]byte)) = b; return nil }
+func (rawCodec) Name() string                    { return "proto" }
+
+// A call without a token is refused from its headers, before its request is
+// decoded: junk bytes get UNAUTHENTICATED, not INTERNAL from a failed
+// decode, and the handler never runs.
+func TestGRPCRefusesBeforeDecoding(t *testing.T) {
+	keys := authtest.New(t)
+	a, _ := newAuth(t, keys.Config())
+	bs, conn := startGRPC(t, a)
+	junk := []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}
+	var out []byte
+	err := conn.Invoke(withToken(t, ""), "/google.bytestream.ByteStream/QueryWriteStatus", &junk, &out, grpc.ForceCodec(rawCodec{}))
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("junk without a token: %v, want UNAUTHENTICATED", err)
+	}
+	if bs.reached.Load() != 0 {
+		t.Fatal("the handler ran for an unauthenticated call")
+	}
+}

@@ -230,13 +230,18 @@ func TestRelativePaths(t *testing.T) {
 	root := t.TempDir()
 	project := filepath.Join(root, "project")
 	shell := filepath.Join(root, "shell")
+	// The key file and directory must exist: validation checks them.
+	absKey := writeFile(t, filepath.Join(root, "etc", "key.pem"), "key")
+	if err := os.MkdirAll(filepath.Join(root, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	path := writeFile(t, filepath.Join(project, "fabrik.toml"), `
 [cache]
 dir = ".fabrik/cache"
 [auth]
 token_file = ".fabrik.token"
 public_keys_dir = "../keys"
-public_key_file = "/etc/fabrik/key.pem"
+public_key_file = "`+absKey+`"
 [daemon]
 state_dir = "~/daemons"
 `)
@@ -250,7 +255,7 @@ state_dir = "~/daemons"
 		c.Cache.Dir:          filepath.Join(project, ".fabrik", "cache"),
 		c.Auth.TokenFile:     filepath.Join(project, ".fabrik.token"),
 		c.Auth.PublicKeysDir: filepath.Join(root, "keys"),
-		c.Auth.PublicKeyFile: "/etc/fabrik/key.pem",
+		c.Auth.PublicKeyFile: absKey,
 		c.Daemon.StateDir:    "/home/u/daemons",
 		c.Daemon.Socket:      filepath.Join(shell, "run", "fabrik.sock"), // overrides are the shell's
 	}

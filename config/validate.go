@@ -1,9 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 )
@@ -67,6 +69,7 @@ func Validate(c *Config) []Problem {
 			add("auth.jwks_url", "auth.jwks_url %q is not an http(s) URL", c.Auth.JWKSURL)
 		}
 	}
+	validateAuthFiles(c, add)
 	nonNegative("auth.key_refresh_interval", int64(c.Auth.KeyRefreshInterval), "a duration")
 	nonNegative("auth.leeway", int64(c.Auth.Leeway), "a duration")
 
@@ -166,4 +169,33 @@ func validPort(p string) bool {
 		return false
 	}
 	return n >= 0 && n <= 65535
+}
+
+// validateAuthFiles reports key files that do not exist: the node would
+// refuse to start on them, so `config validate` must say so first. (A
+// missing auth.token_file is not checked: an edge without its token still
+// serves its builds, and CI often writes the token after the config.)
+func validateAuthFiles(c *Config, add func(key, format string, args ...any)) {
+	files := []struct {
+		key, path string
+		dir       bool
+	}{
+		{"auth.public_key_file", c.Auth.PublicKeyFile, false},
+		{"auth.public_keys_dir", c.Auth.PublicKeysDir, true},
+		{"observability.api_jwt_public_key_file", c.Observability.APIJWTPublicKeyFile, false},
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		info, err := os.Stat(f.path)
+		switch {
+		case err != nil:
+			add(f.key, "%s %q cannot be read: %v", f.key, f.path, errors.Unwrap(err))
+		case f.dir && !info.IsDir():
+			add(f.key, "%s %q is not a directory", f.key, f.path)
+		case !f.dir && info.IsDir():
+			add(f.key, "%s %q is a directory, not a file", f.key, f.path)
+		}
+	}
 }

@@ -197,7 +197,10 @@ func TestTemplatesAreValidAndMatchConfigs(t *testing.T) {
 			t.Errorf("configs/%s.toml differs from config/templates/%s.toml (%v): run `go generate ./config`", name, name, err)
 		}
 		dir := t.TempDir()
-		path := writeFile(t, filepath.Join(dir, "fabrik.toml"), string(text))
+		// The templates name the operator's key file under /etc/fabrik; give
+		// them one here, since validation requires it to exist.
+		writeFile(t, filepath.Join(dir, "jwt-public-key.pem"), "key")
+		path := writeFile(t, filepath.Join(dir, "fabrik.toml"), strings.ReplaceAll(string(text), "/etc/fabrik/", dir+"/"))
 		for _, role := range []Role{RoleEdge, RoleRegional} {
 			if _, err := Load(LoadOptions{Role: role, Path: path, Cwd: dir, Home: dir}); err != nil {
 				t.Errorf("template %s (role %s): %v", name, role, err)
@@ -206,6 +209,25 @@ func TestTemplatesAreValidAndMatchConfigs(t *testing.T) {
 	}
 	if _, err := Template("laptop"); err == nil {
 		t.Error("unknown template accepted")
+	}
+}
+
+// Key and token files that do not exist are reported by validation, with
+// their key, instead of making the node refuse to start later.
+func TestMissingAuthFilesReported(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, filepath.Join(dir, "fabrik.toml"), `[auth]
+public_key_file = "missing.pem"
+public_keys_dir = "fabrik.toml"
+`)
+	_, err := Load(LoadOptions{Role: RoleEdge, Path: path, Cwd: dir, Home: dir})
+	if err == nil {
+		t.Fatal("missing key files validated")
+	}
+	for _, want := range []string{"auth.public_key_file", "missing.pem", "auth.public_keys_dir", "not a directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v does not mention %q", err, want)
+		}
 	}
 }
 

@@ -201,6 +201,9 @@ func (n *Node) serveHTTP(name, addr string, h http.Handler, grace time.Duration)
 }
 
 func (n *Node) serve(name, addr string, srv listener.Server, grace time.Duration) error {
+	if err := n.checkExposure(name, addr); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen for %s on %s: %w", name, addr, err)

@@ -234,6 +234,16 @@ type RuntimeConfig struct {
 	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
 	// WorkerThreads caps GOMAXPROCS (0 = number of CPUs).
 	WorkerThreads int `toml:"worker_threads"`
+	// AllowedHosts are Host names a loopback listener accepts besides
+	// localhost, *.localhost and loopback addresses. Any other Host is
+	// refused (403), which stops DNS rebinding: a web page whose name
+	// resolves to 127.0.0.1 cannot reach a developer's edge. Default: none.
+	AllowedHosts []string `toml:"allowed_hosts"`
+	// CORSAllowedOrigins may make cross-origin requests from a browser
+	// ("https://app.example"); they get Access-Control-Allow-Origin, and a
+	// state-changing request from any other Origin is refused. Default:
+	// none (no wildcard: build tools never send an Origin).
+	CORSAllowedOrigins []string `toml:"cors_allowed_origins"`
 }
 
 // P2PConfig configures LAN peer sharing between edges.

@@ -23,6 +23,7 @@ import (
 	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/actors/router"
 	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/adapters/browser"
 	"github.com/tuist/fabrik-node/auth"
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/metrics"
@@ -196,6 +197,8 @@ func (n *Node) serveHTTP(name, addr string, h http.Handler, grace time.Duration)
 	if addr == "" {
 		return nil
 	}
+	rt := n.cfg.Runtime
+	h = browser.Policy{CheckHost: isLoopback(addr), AllowedHosts: rt.AllowedHosts, AllowedOrigins: rt.CORSAllowedOrigins}.Wrap(h)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
 	return n.serve(name, addr, srv, grace)
 }

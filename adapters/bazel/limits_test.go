@@ -191,4 +191,3 @@ func TestUpdateActionResultDeinlines(t *testing.T) {
 	_, err = e.ac.UpdateActionResult(ctx, &repb.UpdateActionResultRequest{ActionDigest: digestOf([]byte("bad")), ActionResult: bad})
 	wantCode(t, err, codes.InvalidArgument)
 }
-

@@ -123,10 +123,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 const allowHeaders = "Authorization, Content-Type, User-Agent, x-artifact-duration, x-artifact-tag, x-artifact-client-ci, x-artifact-client-interactive"
 
 // preflight answers CORS preflight for every /v8/artifacts path. It sends no
-// Location, so turbo keeps the URL it asked about.
+// Location, so turbo keeps the URL it asked about. It names no origin: the
+// node's browser policy adds Access-Control-Allow-Origin for allowed ones.
 func preflight(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Access-Control-Allow-Methods", "GET, HEAD, PUT, POST, OPTIONS")
 	h.Set("Access-Control-Allow-Headers", allowHeaders)
 	h.Set("Access-Control-Expose-Headers", "x-artifact-duration, x-artifact-tag")

@@ -86,14 +86,11 @@ func (a *Adapter) Routes(mux *http.ServeMux) {
 	mux.Handle("OPTIONS /v8/artifacts/{path...}", http.HandlerFunc(preflight))
 }
 
-// route registers h behind the guard; the CORS header goes on outside it so
-// that refusals are readable by a browser client too.
+// route registers h behind the guard. Which origins may read the answers is
+// the node's browser policy (adapters/browser), not the adapter's: no
+// wildcard, an allow-list that is empty by default.
 func (a *Adapter) route(mux *http.ServeMux, pattern string, access adapters.Access, h http.HandlerFunc) {
-	guarded := a.opts.Guard.Wrap(access, h)
-	mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		guarded.ServeHTTP(w, r)
-	}))
+	mux.Handle(pattern, a.opts.Guard.Wrap(access, h))
 }
 
 // namespace is the team's namespace from the teamId or slug query parameter

@@ -230,8 +230,22 @@ type ObservabilityConfig struct {
 type RuntimeConfig struct {
 	// GracefulShutdownTimeout bounds the drain of in-flight requests.
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
-	// MaxConcurrentRequests bounds in-flight requests per listener (0 = no limit).
+	// MaxConcurrentRequests bounds in-flight requests per listener; past it
+	// HTTP answers 503 with Retry-After and gRPC UNAVAILABLE, which clients
+	// retry. Default 10,000; 0 = no limit.
 	MaxConcurrentRequests int `toml:"max_concurrent_requests"`
+	// MaxConnections is the budget of open connections across all of the
+	// node's listeners. At the budget, the connection idle longest is closed
+	// to admit a new one (so idle keep-alives cannot lock out clients with
+	// work); when all are busy, newcomers get 503. Default 0: three quarters
+	// of the process's open-file limit.
+	MaxConnections int `toml:"max_connections"`
+	// IdleTimeout closes HTTP keep-alive connections idle this long, and gRPC
+	// connections with no stream for five times as long. Default 60s.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// ReadHeaderTimeout bounds how long a client may take to send request
+	// headers (slow-loris). Default 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
 	// WorkerThreads caps GOMAXPROCS (0 = number of CPUs).
 	WorkerThreads int `toml:"worker_threads"`
 	// AllowedHosts are Host names a loopback listener accepts besides
@@ -330,7 +344,12 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			HealthBind: "127.0.0.1:8888",
 			APIBind:    "127.0.0.1:9091",
 		},
-		Runtime: RuntimeConfig{GracefulShutdownTimeout: Duration(30 * time.Second)},
+		Runtime: RuntimeConfig{
+			GracefulShutdownTimeout: Duration(30 * time.Second),
+			MaxConcurrentRequests:   10000,
+			IdleTimeout:             Duration(60 * time.Second),
+			ReadHeaderTimeout:       Duration(10 * time.Second),
+		},
 		P2P: P2PConfig{
 			Bind:           "0.0.0.0:7071",
 			ConsentMode:    "notify-once",

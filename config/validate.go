@@ -101,6 +101,9 @@ func Validate(c *Config) []Problem {
 	nonNegative("runtime.graceful_shutdown_timeout", int64(c.Runtime.GracefulShutdownTimeout), "a duration")
 	nonNegative("runtime.max_concurrent_requests", int64(c.Runtime.MaxConcurrentRequests), "a limit")
 	nonNegative("runtime.worker_threads", int64(c.Runtime.WorkerThreads), "a count")
+	nonNegative("runtime.max_connections", int64(c.Runtime.MaxConnections), "a limit")
+	nonNegative("runtime.idle_timeout", int64(c.Runtime.IdleTimeout), "a duration")
+	nonNegative("runtime.read_header_timeout", int64(c.Runtime.ReadHeaderTimeout), "a duration")
 
 	bind("p2p.bind", c.P2P.Bind)
 	portRange("p2p.bind_port", c.P2P.BindPort, add)

@@ -1,8 +1,13 @@
 package node
 
 import (
+	"time"
+
+	"google.golang.org/grpc/keepalive"
+
 	"errors"
 	"fmt"
+	"github.com/tuist/fabrik-node/limits"
 	"net/http"
 	"strings"
 
@@ -72,13 +77,29 @@ func (n *Node) apiGuard() (adapters.Guard, error) {
 	}, nil
 }
 
+// maxStreamsPerConn bounds the streams one gRPC connection may have open,
+// so a single client cannot take the whole listener's request budget.
+const maxStreamsPerConn = 1000
+
 // grpcServerOptions are the options every gRPC listener of the node shares:
-// the auth interceptors, with reads and writes told apart by method name.
-func (n *Node) grpcServerOptions() []grpc.ServerOption {
-	var opts []grpc.ServerOption
-	if max := n.cfg.Runtime.MaxConcurrentRequests; max > 0 {
-		opts = append(opts, grpc.MaxConcurrentStreams(uint32(max)))
+// the auth tap and interceptors (reads and writes told apart by method
+// name), the listener's request bound, and a keepalive policy: the server
+// pings idle connections so load balancers and NATs do not silently drop
+// them, closes connections with no stream for 5 x idle_timeout (clients
+// reconnect transparently), and tolerates client pings every 10 s or more
+// (Bazel's --grpc_keepalive_time, edges' upstream connections).
+func (n *Node) grpcServerOptions(listener string) []grpc.ServerOption {
+	rt := n.cfg.Runtime
+	opts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: 5 * rt.IdleTimeout.D(),
+			Time:              time.Minute,
+			Timeout:           20 * time.Second,
+		}),
 	}
+	opts = append(opts, limits.NewRequests(listener, rt.MaxConcurrentRequests, n.log).GRPCServerOptions()...)
 	if !n.authn.Enabled() {
 		return opts
 	}

@@ -109,7 +109,7 @@ func toolAddr(t config.ToolConfig) string {
 // startBazel serves REAPI on addr. The message limit leaves room above the
 // batch limit the adapter advertises, so a full batch always fits.
 func (n *Node) startBazel(addr string, grace time.Duration) error {
-	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(bazel.DefaultMaxBatchBytes + 1<<20)}, n.grpcServerOptions()...)
+	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(bazel.DefaultMaxBatchBytes + 1<<20)}, n.grpcServerOptions("grpc")...)
 	srv := grpc.NewServer(opts...)
 	b := bazel.Register(srv, n.cache, bazel.Options{MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize), Metrics: n.metrics, Logger: n.log})
 	n.closers = append(n.closers, func() { b.Shutdown() })

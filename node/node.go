@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/netutil"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/tuist/fabrik-node/actors"
@@ -24,6 +23,7 @@ import (
 	"github.com/tuist/fabrik-node/actors/router"
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/adapters/browser"
+	"github.com/tuist/fabrik-node/limits"
 	"github.com/tuist/fabrik-node/auth"
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/metrics"
@@ -66,6 +66,8 @@ type Node struct {
 	listenerRefs []actors.Ref
 	closers      []func()
 	authn        *auth.Authenticator
+	// conns is the connection budget all listeners share.
+	conns *limits.Conns
 	// ops is the operations surface's state (API, events, admin hooks).
 	ops opsParts
 	// upstreamCreds is the node's machine token for its upstreams (nil when
@@ -199,7 +201,14 @@ func (n *Node) serveHTTP(name, addr string, h http.Handler, grace time.Duration)
 	}
 	rt := n.cfg.Runtime
 	h = browser.Policy{CheckHost: isLoopback(addr), AllowedHosts: rt.AllowedHosts, AllowedOrigins: rt.CORSAllowedOrigins}.Wrap(h)
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelWarn)}
+	h = limits.NewRequests(name, rt.MaxConcurrentRequests, n.log).Wrap(h)
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: rt.ReadHeaderTimeout.D(),
+		IdleTimeout:       rt.IdleTimeout.D(),
+		ConnState:         n.connBudget().ConnState,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
 	return n.serve(name, addr, srv, grace)
 }
 
@@ -212,12 +221,8 @@ func (n *Node) serve(name, addr string, srv listener.Server, grace time.Duration
 		return fmt.Errorf("listen for %s on %s: %w", name, addr, err)
 	}
 	n.addrs[name] = ln.Addr().String()
-	if max := n.cfg.Runtime.MaxConcurrentRequests; max > 0 {
-		// Past the bound, connections wait in the accept queue instead of
-		// piling up goroutines and file descriptors (gRPC listeners also
-		// bound their streams per connection, see grpcServerOptions).
-		ln = netutil.LimitListener(ln, max)
-	}
+	_, isHTTP := srv.(*http.Server)
+	ln = n.connBudget().Listener(ln, isHTTP)
 	ref, err := n.sys.Spawn("listener-"+name, listener.New(name, ln, srv, grace, n.log))
 	if err != nil {
 		ln.Close()
@@ -317,4 +322,17 @@ func (n *Node) warnUnimplemented() {
 	if n.cfg.Observability.TracingEnabled {
 		n.log.Warn("tracing is not available in this version; ignored")
 	}
+}
+
+// connBudget is the connection budget every listener of the node shares
+// (runtime.max_connections, or three quarters of the open-file limit).
+func (n *Node) connBudget() *limits.Conns {
+	if n.conns == nil {
+		max := n.cfg.Runtime.MaxConnections
+		if max == 0 {
+			max = limits.DefaultMaxConnections()
+		}
+		n.conns = limits.NewConns(max, n.log)
+	}
+	return n.conns
 }

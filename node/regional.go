@@ -19,7 +19,7 @@ func (n *Node) startFabrik(grace time.Duration) error {
 		MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize),
 		Stats:           n,
 		Metrics:         n.metrics,
-	}, append(n.grpcServerOptions(),
+	}, append(n.grpcServerOptions("fabrik"),
 		grpc.InitialWindowSize(fabrik.StreamWindow), grpc.InitialConnWindowSize(fabrik.ConnWindow))...)
 	return n.serve("fabrik", n.cfg.Fabrik.Bind, listener.GRPC{Server: srv}, grace)
 }

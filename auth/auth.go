@@ -246,7 +246,8 @@ func (s *keySources) stop() {
 }
 
 func policyOf(cfg config.AuthConfig) Policy {
-	return Policy{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: time.Duration(cfg.Leeway)}
+	return Policy{Issuer: cfg.Issuer, Audience: cfg.Audience, Leeway: time.Duration(cfg.Leeway),
+		TenantClaim: cfg.TenantClaim, RequireTenant: cfg.RequireTenant}
 }
 
 func hasKeySource(cfg config.AuthConfig) bool {

@@ -66,6 +66,13 @@ type Principal struct {
 	// claims.
 	ProjectID  string
 	InstanceID string
+	// Tenant is the tenant the token is bound to (the auth.tenant_claim
+	// claim, project_id by default): everything the request touches lives
+	// inside it. "" means single-tenant.
+	Tenant string
+	// Tenants lists the tenants a machine token may act for (an edge in
+	// front of a regional); "*" means all.
+	Tenants []string
 	// Permissions is the token's permissions claim as sent.
 	Permissions []string
 	// KeyID is the kid the token was signed with, for rotation diagnostics.

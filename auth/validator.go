@@ -23,6 +23,11 @@ type Policy struct {
 	Audience string
 	// Leeway tolerates clock skew on exp, nbf and iat.
 	Leeway time.Duration
+	// TenantClaim names the claim binding a token to one tenant ("" means
+	// project_id); RequireTenant refuses tokens with no tenant claim at
+	// all (admin tokens excepted).
+	TenantClaim   string
+	RequireTenant bool
 }
 
 // Validator checks RS256 JWTs against the keys in force. It never does I/O:
@@ -40,14 +45,29 @@ type validatorState struct {
 	keys     *keySet
 	parser   *jwt.Parser
 	leeway   time.Duration
+	tenancy  tenancy
 	verified *verifiedCache
+}
+
+// tenancy is how tokens name their tenants.
+type tenancy struct {
+	claim   string
+	require bool
+}
+
+func tenancyOf(p Policy) tenancy {
+	t := tenancy{claim: p.TenantClaim, require: p.RequireTenant}
+	if t.claim == "" {
+		t.claim = "project_id"
+	}
+	return t
 }
 
 // NewValidator returns a validator with policy p and no keys: until keys are
 // set, every token is refused.
 func NewValidator(p Policy) *Validator {
 	v := &Validator{}
-	v.state.Store(&validatorState{keys: &keySet{}, parser: newParser(p), leeway: p.Leeway, verified: newVerifiedCache()})
+	v.state.Store(&validatorState{keys: &keySet{}, parser: newParser(p), leeway: p.Leeway, tenancy: tenancyOf(p), verified: newVerifiedCache()})
 	return v
 }
 
@@ -75,7 +95,7 @@ func (v *Validator) SetPolicy(p Policy) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	old := v.state.Load()
-	v.state.Store(&validatorState{keys: old.keys, parser: newParser(p), leeway: p.Leeway, verified: newVerifiedCache()})
+	v.state.Store(&validatorState{keys: old.keys, parser: newParser(p), leeway: p.Leeway, tenancy: tenancyOf(p), verified: newVerifiedCache()})
 }
 
 // setKeys replaces the keys in force; called by the key store.
@@ -83,7 +103,7 @@ func (v *Validator) setKeys(keys *keySet) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	old := v.state.Load()
-	v.state.Store(&validatorState{keys: keys, parser: old.parser, leeway: old.leeway, verified: newVerifiedCache()})
+	v.state.Store(&validatorState{keys: keys, parser: old.parser, leeway: old.leeway, tenancy: old.tenancy, verified: newVerifiedCache()})
 }
 
 // KeyIDs lists the kids in force (keys that match any kid are not listed),
@@ -139,6 +159,12 @@ func (st *validatorState) verify(token string) (p Principal, deadline time.Time,
 		ExpiresAt:   c.ExpiresAt.Time,
 		scopes:      scopesFromPermissions(c.Permissions),
 	}
+	if p.Tenant, p.Tenants, err = st.tenancy.of(&c); err != nil {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	if st.tenancy.require && p.Tenant == "" && len(p.Tenants) == 0 && !p.Has(Admin) {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: token names no tenant (claim %q or \"tenants\") and auth.require_tenant is on", ErrInvalidToken, st.tenancy.claim)
+	}
 	return p, c.ExpiresAt.Add(st.leeway), nil
 }
 
@@ -174,6 +200,53 @@ type tokenClaims struct {
 	Permissions permissions `json:"permissions"`
 	ProjectID   string      `json:"project_id"`
 	InstanceID  string      `json:"instance_id"`
+	Tenants     []string    `json:"tenants"`
+	// all holds every claim as sent, for a tenant claim with another name.
+	all map[string]json.RawMessage
+}
+
+// UnmarshalJSON decodes the known claims and keeps the raw set.
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	type plain tokenClaims
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &c.all)
+}
+
+// of reads the token's tenant (the configured claim) and the tenants a
+// machine token serves. Names must be safe as a namespace segment.
+func (t tenancy) of(c *tokenClaims) (string, []string, error) {
+	var tenant string
+	if raw, ok := c.all[t.claim]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &tenant); err != nil {
+			return "", nil, fmt.Errorf("tenant claim %q must be a string", t.claim)
+		}
+		if tenant != "" && !ValidTenant(tenant) { // "" is no tenant
+			return "", nil, fmt.Errorf("tenant claim %q: %q is not a tenant name (1-128 of A-Z a-z 0-9 . _ -)", t.claim, tenant)
+		}
+	}
+	for _, name := range c.Tenants {
+		if name != "*" && !ValidTenant(name) {
+			return "", nil, fmt.Errorf("tenants claim: %q is not a tenant name", name)
+		}
+	}
+	return tenant, c.Tenants, nil
+}
+
+// ValidTenant reports whether name can be a tenant: it becomes a namespace
+// segment, so it may not contain '/' or anything a log would mangle.
+func ValidTenant(name string) bool {
+	if name == "" || len(name) > 128 || name == "." || name == ".." {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // permissions accepts a JSON array of strings or, as OAuth scope claims are

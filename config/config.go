@@ -136,6 +136,17 @@ type AuthConfig struct {
 	Audience string `toml:"audience"`
 	// Leeway tolerates clock skew on exp, nbf and iat.
 	Leeway Duration `toml:"leeway"`
+	// TenantClaim names the token claim that binds a request to one tenant
+	// (default "project_id"). A token carrying it sees only that tenant's
+	// entries under any name the client chooses (Turborepo teams, Bazel
+	// instances, buckets, repositories...); blobs stay deduplicated on disk
+	// but their existence is never revealed across tenants. A machine token
+	// that serves several tenants (an edge in front of a regional) lists
+	// them in a "tenants" claim instead ("*" for all).
+	TenantClaim string `toml:"tenant_claim"`
+	// RequireTenant refuses tokens that carry neither claim (admin tokens
+	// excepted). Default false: such tokens keep single-tenant behaviour.
+	RequireTenant bool `toml:"require_tenant"`
 	// Token is this node's machine token, sent to its upstreams (env
 	// FABRIK_TOKEN is the fallback). TokenFile reads it from a file instead.
 	Token     string `toml:"token" fabrik:"secret"`
@@ -331,7 +342,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			MaxArtifactSize: 1000 * 1000 * 1000,
 			Fsync:           false,
 		},
-		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second)},
+		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second), TenantClaim: "project_id"},
 		BuildTools: BuildToolsConfig{
 			Enabled:  []string{"gradle", "bazel", "nx", "turborepo"},
 			HTTPBind: "127.0.0.1:5071",

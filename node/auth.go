@@ -136,6 +136,8 @@ func grpcScope(fullMethod string) auth.Scope {
 		"GetActionResult",          // REAPI action cache
 		"Read", "QueryWriteStatus": // ByteStream
 		return auth.Read
+	case "Delete": // Fabrik: removing what other edges rely on is an operator's act
+		return auth.Admin
 	}
 	return auth.Write
 }

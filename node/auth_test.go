@@ -231,7 +231,7 @@ func TestAuthMatrixHTTP(t *testing.T) {
 		{name: "api metrics", method: "GET", port: "api", need: needRead, path: "/metrics", ok: 200, shape: plainShape},
 		{name: "api stats", method: "GET", port: "api", need: needRead, path: "/api/v1/stats", ok: 200, shape: plainShape},
 	}
-	matrix := map[string][]authtest.Case{needRead: keys.Matrix(t, needRead), needWrite: keys.Matrix(t, needWrite)}
+	matrix := map[string][]authtest.Case{needRead: keys.Matrix(t, needRead), needWrite: keys.Matrix(t, needWrite), "admin": keys.Matrix(t, "admin")}
 	for ri, r := range routes {
 		for ci, tc := range matrix[r.need] {
 			t.Run(r.name+"/"+tc.Name, func(t *testing.T) {
@@ -375,7 +375,7 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 
 // runRPCMatrix runs every case of the matrix against every route of n.
 func runRPCMatrix(t *testing.T, n *Node, keys *authtest.Keys, routes []rpcRoute) {
-	matrix := map[string][]authtest.Case{needRead: keys.Matrix(t, needRead), needWrite: keys.Matrix(t, needWrite)}
+	matrix := map[string][]authtest.Case{needRead: keys.Matrix(t, needRead), needWrite: keys.Matrix(t, needWrite), "admin": keys.Matrix(t, "admin")}
 	wantCode := map[authtest.Want]codes.Code{authtest.Unauthenticated: codes.Unauthenticated, authtest.Forbidden: codes.PermissionDenied}
 	for ri, r := range routes {
 		for ci, tc := range matrix[r.need] {
@@ -588,7 +588,8 @@ func TestAuthMatrixFabrik(t *testing.T) {
 		{name: "Put", need: needWrite, stored: gradleRef, call: func(ctx context.Context, key string) error {
 			return fabrikPut(ctx, fc, gradleRef(key), []byte("fabrik put "+key))
 		}},
-		{name: "Delete", need: needWrite, stored: gradleRef, removes: true, call: func(ctx context.Context, key string) error {
+		// Deleting what other edges rely on is an operator's act: admin.
+		{name: "Delete", need: "admin", stored: gradleRef, removes: true, call: func(ctx context.Context, key string) error {
 			_, err := fc.Delete(ctx, &fabrikv1.DeleteRequest{Ref: &fabrikv1.Ref{Namespace: "gradle", Key: key}})
 			return err
 		}},

@@ -25,11 +25,11 @@ import (
 	s3tier "github.com/tuist/fabrik-node/tier/s3"
 )
 
-const tenant = "tenant-acme/"
+const s3Prefix = "tenant-acme/"
 
-// s3Upstream is an upstream entry for bucket on srv under the test tenant.
+// s3Upstream is an upstream entry for bucket on srv under the test prefix.
 func s3Upstream(srv *minio.Server, bucket string) config.UpstreamConfig {
-	u := upstream("s3://" + bucket + "/" + tenant)
+	u := upstream("s3://" + bucket + "/" + s3Prefix)
 	u.Endpoint, u.AccessKey, u.SecretKey, u.Region = srv.Endpoint, srv.AccessKey, srv.SecretKey, "us-east-1"
 	u.Timeout = config.Duration(3 * time.Second)
 	return u
@@ -61,7 +61,7 @@ func s3Keys(t *testing.T, srv *minio.Server, bucket string) []string {
 
 // gradleObjects are the two objects an S3 tier writes for a Gradle key.
 func gradleObjects(key, hash string) []string {
-	return []string{tenant + "keys/gradle/" + key, tenant + "cas/" + hash[:2] + "/" + hash}
+	return []string{s3Prefix + "keys/gradle/" + key, s3Prefix + "cas/" + hash[:2] + "/" + hash}
 }
 
 // seeded is a reproducible byte stream, so large artifacts are generated
@@ -228,7 +228,7 @@ func TestLayer2ReplicatedAndReadOnlyS3(t *testing.T) {
 	golden := randomBytes(t, 40<<10)
 	const goldenKey = "fedcba9876543210fedcba9876543210"
 	seedTier, err := s3tier.New(t.Context(), "seed", s3tier.Options{
-		Bucket: "golden", Prefix: tenant, Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
+		Bucket: "golden", Prefix: s3Prefix, Endpoint: srv.Endpoint, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
 	})
 	if err != nil {
 		t.Fatal(err)

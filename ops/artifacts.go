@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tuist/fabrik-node/auth"
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tenant"
 	"github.com/tuist/fabrik-node/tier"
 )
 
@@ -108,12 +110,40 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	items, total, err := a.ranks.page(sort, order, offset, limit)
+	items, total, err := a.pageFor(r, sort, order, offset, limit)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, page(items, total, limit, offset, sort))
+}
+
+// pageFor is one page of a sort order as the request's token may see it:
+// the cached ranking for global tokens, a scan confined to the tenant's
+// blobs for a tenant token (one reverse-ref seek per blob: slower, never
+// cached, and never showing a blob only another tenant's keys reach).
+func (a *API) pageFor(r *http.Request, sort string, order before, offset, limit int) ([]messages.Meta, int, error) {
+	within := scopeOf(r)
+	if within == "" {
+		return a.ranks.page(sort, order, offset, limit)
+	}
+	items, total, err := rank(a.Index, order, offset+limit, filter{within: within, idx: a.Index})
+	if offset < len(items) {
+		items = items[offset:]
+	} else {
+		items = nil
+	}
+	return items, total, err
+}
+
+// scopeOf is the namespace prefix the request's token is confined to (""
+// for admin and single-tenant tokens, and with auth off).
+func scopeOf(r *http.Request) string {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		return ""
+	}
+	return tenant.ForListing(p)
 }
 
 // top answers GET /api/v1/artifacts/top?limit=: the most accessed.
@@ -125,7 +155,7 @@ func (a *API) top(w http.ResponseWriter, r *http.Request) {
 	}
 	limit = min(limit, maxLimit)
 	order, _ := orderFor(SortCountDesc)
-	items, total, err := a.ranks.page(SortCountDesc, order, 0, limit)
+	items, total, err := a.pageFor(r, SortCountDesc, order, 0, limit)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -144,7 +174,8 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := filter{query: strings.ToLower(strings.TrimSpace(q.Get("query"))), buildSystem: q.Get("build_system")}
+	f := filter{query: strings.ToLower(strings.TrimSpace(q.Get("query"))), buildSystem: q.Get("build_system"),
+		within: scopeOf(r), idx: a.Index}
 	if f.minSize, err = sizeParam(q.Get("min_size"), "min_size"); err != nil {
 		a.fail(w, r, err)
 		return
@@ -190,6 +221,12 @@ func (a *API) artifact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := a.Index.BlobMeta(hash)
+	if within := scopeOf(r); err == nil && within != "" {
+		// Another tenant's blob is "not in the cache" for this token.
+		if ok, rerr := a.Index.Referenced(hash, within); rerr != nil || !ok {
+			err = fmt.Errorf("%w", tier.ErrNotFound)
+		}
+	}
 	if errors.Is(err, tier.ErrNotFound) {
 		a.fail(w, r, fmt.Errorf("artifact %s is not in the cache: %w", hash, errNotFound))
 		return

@@ -17,6 +17,9 @@ type Index interface {
 	Blobs(fn func(messages.Meta) bool) error
 	BlobMeta(hash string) (messages.Meta, error)
 	Usage() (bytes int64, objects int64)
+	// Referenced reports whether a key in a namespace starting with
+	// nsPrefix reaches the blob (a tenant's view of shared blobs).
+	Referenced(hash, nsPrefix string) (bool, error)
 }
 
 // Sort orders of the artifact listing.
@@ -75,11 +78,20 @@ type filter struct {
 	buildSystem string
 	minSize     int64
 	maxSize     int64 // 0: no bound
+	// within keeps only blobs some key under this namespace prefix reaches
+	// (a tenant token's view); "" keeps everything.
+	within string
+	idx    Index
 }
 
 func (f filter) match(m *messages.Meta) bool {
 	if m.Size < f.minSize || (f.maxSize > 0 && m.Size > f.maxSize) {
 		return false
+	}
+	if f.within != "" {
+		if ok, err := f.idx.Referenced(m.Hash, f.within); err != nil || !ok {
+			return false
+		}
 	}
 	if f.buildSystem != "" && !strings.EqualFold(m.BuildSystem, f.buildSystem) {
 		return false

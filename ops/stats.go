@@ -1,6 +1,9 @@
 package ops
 
 import (
+	"strings"
+
+	"github.com/tuist/fabrik-node/tenant"
 	"math"
 	"net/http"
 	"sync"
@@ -12,6 +15,10 @@ import (
 // Stats is the body of GET /api/v1/stats (spec shape) and of the
 // fabrik.<node>.stats event.
 type Stats struct {
+	// Scope is "tenant:<name>" when the figures are one tenant's (a tenant
+	// token): then only Cache is filled, since hits, bandwidth, upstream
+	// reads and evictions are counted per node, not per tenant.
+	Scope       string           `json:"scope,omitempty"`
 	Cache       CacheStats       `json:"cache"`
 	Performance PerformanceStats `json:"performance"`
 	Bandwidth   BandwidthStats   `json:"bandwidth"`
@@ -95,6 +102,15 @@ func round(v float64, digits int) float64 {
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	if within := scopeOf(r); within != "" {
+		st, err := a.tenantStats(within)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+		return
+	}
 	st, err := a.Stats()
 	if err != nil {
 		a.fail(w, r, err)
@@ -140,4 +156,20 @@ func (t *typeSizes) invalidate() {
 	t.mu.Lock()
 	t.last = nil
 	t.mu.Unlock()
+}
+
+// tenantStats counts what a tenant's keys reach, by one scan of the index.
+func (a *API) tenantStats(within string) (Stats, error) {
+	st := Stats{Scope: "tenant:" + strings.TrimSuffix(strings.TrimPrefix(within, tenant.Root), "/"),
+		Cache: CacheStats{SizeByType: map[string]int64{}}}
+	f := filter{within: within, idx: a.Index}
+	err := a.Index.Blobs(func(m messages.Meta) bool {
+		if f.match(&m) {
+			st.Cache.TotalObjects++
+			st.Cache.TotalSizeBytes += m.Size
+			st.Cache.SizeByType[buildSystemName(m.BuildSystem)] += m.Size
+		}
+		return true
+	})
+	return st, err
 }

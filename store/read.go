@@ -251,3 +251,27 @@ func (s *Store) metaFor(h hashKey, e memEntry, kv *keyValue) messages.Meta {
 	s.mu.Unlock()
 	return m
 }
+
+// Referenced reports whether any key in a namespace starting with nsPrefix
+// resolves to the blob (one prefix seek in the reverse-ref index). The query
+// API uses it to show a tenant only the blobs its own keys reach, although
+// blobs are shared on disk.
+func (s *Store) Referenced(hash, nsPrefix string) (bool, error) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	prefix := append(refPrefix(h), nsPrefix...)
+	found := false
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: prefix})
+		defer it.Close()
+		it.Rewind()
+		found = it.Valid()
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: reverse refs of %s: %w", hash, err)
+	}
+	return found, nil
+}

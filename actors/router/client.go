@@ -8,10 +8,13 @@ import (
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
+	"github.com/tuist/fabrik-node/tenant"
 )
 
 // Cache is the adapters.Cache every adapter uses: each call is one Ask to
 // the router actor. Staging needs no actor: it only creates a temp file.
+// Every ref is first scoped to the tenant of the request's token
+// (tenant.Scope), so no adapter can address another tenant's entries.
 type Cache struct {
 	router actors.Ref
 	store  *store.Store
@@ -23,6 +26,7 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 }
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
+	ref = tenant.Scope(ctx, ref)
 	res, err := c.router.Ask(ctx, &messages.Get{Ref: ref})
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
@@ -43,6 +47,7 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 }
 
 func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+	ref = tenant.Scope(ctx, ref)
 	res, err := c.router.Ask(ctx, &messages.Stat{Ref: ref})
 	if err != nil {
 		return &messages.StatResult{}, nil
@@ -59,6 +64,7 @@ func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error
 }
 
 func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
+	ref = tenant.Scope(ctx, ref)
 	res, err := c.router.Ask(ctx, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
 	if err != nil {
 		blob.Discard()
@@ -72,6 +78,7 @@ func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, b
 }
 
 func (c *Cache) Delete(ctx context.Context, ref messages.Ref) error {
+	ref = tenant.Scope(ctx, ref)
 	res, err := c.router.Ask(ctx, &messages.Delete{Ref: ref})
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", ref, err)

@@ -9,8 +9,13 @@ import (
 	"log/slog"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/auth"
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tenant"
 	"github.com/tuist/fabrik-node/metrics"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
 )
@@ -79,6 +84,9 @@ func (s *service) Exists(ctx context.Context, req *fabrikv1.ExistsRequest) (*fab
 	if err != nil {
 		return nil, err
 	}
+	if ctx, err = authorize(ctx, ref); err != nil {
+		return nil, err
+	}
 	res, err := s.cache.Stat(ctx, ref)
 	if err != nil {
 		return nil, s.status(ctx, "exists", ref.String(), err)
@@ -92,6 +100,9 @@ func (s *service) Exists(ctx context.Context, req *fabrikv1.ExistsRequest) (*fab
 func (s *service) Delete(ctx context.Context, req *fabrikv1.DeleteRequest) (*fabrikv1.DeleteResponse, error) {
 	ref, err := refFromProto(req.GetRef())
 	if err != nil {
+		return nil, err
+	}
+	if ctx, err = authorize(ctx, ref); err != nil {
 		return nil, err
 	}
 	if err := s.cache.Delete(ctx, ref); err != nil {
@@ -112,3 +123,14 @@ func (s *service) GetStats(ctx context.Context, _ *fabrikv1.GetStatsRequest) (*f
 }
 
 var _ fabrikv1.FabrikCacheServer = (*service)(nil)
+
+// authorize checks that the caller's token may use ref's namespace as sent
+// (tenant.Allowed: an edge's machine token only for the tenants it serves),
+// and marks the context so the cache does not scope the namespace again.
+// With auth off there is no principal and every namespace is allowed.
+func authorize(ctx context.Context, ref messages.Ref) (context.Context, error) {
+	if p, ok := auth.FromContext(ctx); ok && !tenant.Allowed(p, ref.Namespace) {
+		return ctx, status.Errorf(codes.PermissionDenied, "this token may not use namespace %q", ref.Namespace)
+	}
+	return tenant.Explicit(ctx), nil
+}

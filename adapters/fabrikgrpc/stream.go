@@ -25,6 +25,9 @@ func (s *service) Get(req *fabrikv1.GetRequest, stream grpc.ServerStreamingServe
 	if err != nil {
 		return err
 	}
+	if ctx, err = authorize(ctx, ref); err != nil {
+		return err
+	}
 	res, err := s.cache.Get(ctx, ref)
 	if err != nil {
 		return s.status(ctx, "get", ref.String(), err)
@@ -105,6 +108,9 @@ func (s *service) Put(stream grpc.ClientStreamingServer[fabrikv1.PutRequest, fab
 	}
 	ref, meta, err := s.checkHeader(hdr)
 	if err != nil {
+		return err
+	}
+	if ctx, err = authorize(ctx, ref); err != nil {
 		return err
 	}
 

@@ -50,19 +50,29 @@ type ccacheStats map[string]int
 // fails the test: the cache must never break a build.
 func ccacheBuild(t *testing.T, dir, remote string) ccacheStats {
 	t.Helper()
+	return ccacheBuildIn(t, dir, t.TempDir(), remote)
+}
+
+// ccacheBuildIn is ccacheBuild with the local cache in home (kept between
+// builds that share it; its counters are zeroed first) and extra
+// environment. remote "" builds without remote storage.
+func ccacheBuildIn(t *testing.T, dir, home, remote string, extraEnv ...string) ccacheStats {
+	t.Helper()
 	harness.RequireTool(t, "ccache")
 	harness.RequireTool(t, "gcc")
-	home := t.TempDir()
 	conf := filepath.Join(home, "ccache.conf")
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{
+	env := append([]string{
 		"CCACHE_DIR=" + filepath.Join(home, "ccache"),
 		// No system or user ccache.conf: only what the test sets.
 		"CCACHE_CONFIGPATH=" + conf,
 		"CCACHE_REMOTE_STORAGE=" + remote,
 		"CCACHE_LOGFILE=" + filepath.Join(home, "ccache.log"),
+	}, extraEnv...)
+	if out, err := harness.Run(t, dir, env, "ccache", "--zero-stats"); err != nil {
+		t.Fatalf("ccache --zero-stats: %v\n%s", err, out)
 	}
 	script := `set -e
 rm -f *.o app
@@ -139,6 +149,38 @@ func TestCcacheRemoteHits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reshare: a machine whose local cache already holds the build shares it
+// with the edge (ccache HEADs each entry, a 404 makes it PUT), so a fresh
+// machine is then served every unit remotely; resharing again finds every
+// entry with HEAD (200) and uploads nothing.
+func TestCcacheReshare(t *testing.T) {
+	t.Parallel()
+	n := harness.StartNode(t, nil, nil)
+	dir := ccacheProject(t, "reshare")
+	home := t.TempDir()
+	ccacheBuildIn(t, dir, home, "")
+	remote := n.HTTPURL() + "/ccache"
+	s := ccacheBuildIn(t, dir, home, remote, "CCACHE_RESHARE=1")
+	if s["local_storage_hit"] != ccacheUnits || s["remote_storage_write"] != 2*ccacheUnits {
+		t.Fatalf("reshare: local hit %d, remote writes %d; want %d, %d (%v)",
+			s["local_storage_hit"], s["remote_storage_write"], ccacheUnits, 2*ccacheUnits, s)
+	}
+	// ccache counts remote_storage_write even when its HEAD found the
+	// entry, so the edge's own request counters tell what happened.
+	const heads, puts = `fabrik_request_duration_seconds_count{build_system="ccache",op="head"}`,
+		`fabrik_request_duration_seconds_count{build_system="ccache",op="put"}`
+	before := scrape(t, n, "")
+	ccacheBuildIn(t, dir, home, remote, "CCACHE_RESHARE=1")
+	after := scrape(t, n, "")
+	if got := after[heads] - before[heads]; got != 2*ccacheUnits {
+		t.Fatalf("second reshare sent %v HEADs, want %d", got, 2*ccacheUnits)
+	}
+	if got := after[puts] - before[puts]; got != 0 {
+		t.Fatalf("second reshare PUT %v entries the edge already held", got)
+	}
+	ccacheBuild(t, dir, remote).mustHitRemote(t)
 }
 
 // Edge A writes through to a regional; a fresh edge B with the same

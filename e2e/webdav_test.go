@@ -54,7 +54,7 @@ func davMust(t *testing.T, want int, method, url string, body []byte, header ...
 // sccache's own sequence through OpenDAL, replayed against real nodes with
 // SCCACHE_WEBDAV_ENDPOINT=<edge>/webdav/ and SCCACHE_WEBDAV_KEY_PREFIX=
 // sccache (OpenDAL joins endpoint and path with another "/"): start-up GET
-// and PUT of .sccache_check; a read miss; the write of a/b/c/<key> (PROPFIND
+// of .sccache_check and its write (PROPFIND, MKCOL, PUT); a read miss; the write of a/b/c/<key> (PROPFIND
 // Depth 0 on each parent upward until one exists, MKCOL the missing ones,
 // PUT); the read hit. Then a fresh edge B sharing edge A's regional serves
 // the same entry and its directory.
@@ -68,17 +68,24 @@ func TestWebDAVSccacheSequence(t *testing.T) {
 	endpoint := edgeA.HTTPURL() + "/webdav/"
 	url := func(p string) string { return endpoint + "/sccache" + p }
 
+	propfind0 := func(want int, p string) {
+		t.Helper()
+		davMust(t, want, "PROPFIND", url(p), []byte(opendalPropfind), "Depth", "0", "Content-Type", "application/xml")
+	}
+	// Start-up: the check object may be missing; writing it goes through
+	// OpenDAL's write path (the prefix collection is missing, so MKCOL it).
 	davMust(t, 404, "GET", url("/.sccache_check"), nil)
+	propfind0(404, "/")
+	davMust(t, 201, "MKCOL", url("/"), nil)
 	davMust(t, 201, "PUT", url("/.sccache_check"), []byte("Hello, World!"))
 
 	const key = "/f/0/0/f00dfeed0123456789"
 	davMust(t, 404, "GET", url(key), nil)
 	parents := []string{"/f/0/0/", "/f/0/", "/f/"}
 	for _, p := range parents {
-		davMust(t, 404, "PROPFIND", url(p), []byte(opendalPropfind), "Depth", "0", "Content-Type", "application/xml")
+		propfind0(404, p)
 	}
-	// The prefix collection exists: .sccache_check was PUT into it.
-	davMust(t, 207, "PROPFIND", url("/"), []byte(opendalPropfind), "Depth", "0", "Content-Type", "application/xml")
+	propfind0(207, "/")
 	for i := len(parents) - 1; i >= 0; i-- {
 		davMust(t, 201, "MKCOL", url(parents[i]), nil)
 	}

@@ -398,3 +398,36 @@ func TestAuth(t *testing.T) {
 	readOnly.status(403, "DELETE", "/a/f", nil)
 	anon.status(401, "GET", "/a/f", nil)
 }
+
+// Concurrent PUTs into one new directory (sccache writes in parallel) each
+// get listed: listing updates of one collection are serialised.
+func TestConcurrentPutsAreAllListed(t *testing.T) {
+	srv, _ := serve(t, Options{})
+	c := client{t: t, base: srv.URL + "/webdav"}
+	const n = 24
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/par/a/b/f%02d", c.base, i), strings.NewReader("x"))
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != 201 {
+					err = fmt.Errorf("PUT f%02d: %s", i, resp.Status)
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.propfind("/par/a/b/", "1"); len(got) != n+1 {
+		t.Fatalf("listing holds %d entries after %d concurrent PUTs, want %d: %v", len(got), n, n+1, hrefs(got))
+	}
+	if got := hrefs(c.propfind("/par/", "1")); !slices.Equal(got, []string{"/webdav/par/", "/webdav/par/a/"}) {
+		t.Fatalf("ancestor listing %v", got)
+	}
+}

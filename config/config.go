@@ -170,7 +170,8 @@ func (a AuthConfig) ResolveToken() (string, error) {
 // BuildToolsConfig configures the edge's adapters.
 type BuildToolsConfig struct {
 	// Enabled lists the adapters to run: gradle, bazel, nx, turborepo,
-	// sccache, buildkit. Default: all that are implemented.
+	// sccache (its WebDAV under /webdav/), buildkit, ccache (under
+	// /ccache/). Default: all that are implemented.
 	Enabled []string `toml:"enabled"`
 	// HTTPBind is the one HTTP listener shared by the HTTP adapters.
 	HTTPBind string `toml:"http_bind"`
@@ -183,6 +184,7 @@ type BuildToolsConfig struct {
 	Turborepo ToolConfig `toml:"turborepo"`
 	Sccache   ToolConfig `toml:"sccache"`
 	Buildkit  ToolConfig `toml:"buildkit"`
+	Ccache    ToolConfig `toml:"ccache"`
 }
 
 // ToolConfig gives one adapter its own listener instead of the shared one.
@@ -344,7 +346,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second), TenantClaim: "project_id"},
 		BuildTools: BuildToolsConfig{
-			Enabled:  []string{"gradle", "bazel", "nx", "turborepo"},
+			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "sccache", "ccache"},
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
 		},

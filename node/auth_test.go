@@ -199,7 +199,7 @@ func checkRefusal(t *testing.T, resp *http.Response, want authtest.Want) {
 }
 
 // TestAuthMatrixHTTP runs the matrix over every HTTP endpoint of an edge
-// (Gradle, Nx, Turborepo) and its API port, the edge trusting one
+// (Gradle, Nx, Turborepo, ccache, WebDAV) and its API port, the edge trusting one
 // public_key_file.
 func TestAuthMatrixHTTP(t *testing.T) {
 	keys := authtest.New(t)
@@ -209,7 +209,7 @@ func TestAuthMatrixHTTP(t *testing.T) {
 
 	const seedKey = "5eed5eed5eed5eed5eed5eed5eed5eed"
 	seed := randomBytes(t, 10<<10)
-	for _, ns := range []string{"gradle", "nx", "turbo"} {
+	for _, ns := range []string{"gradle", "nx", "turbo", "ccache", "webdav"} {
 		seedArtifact(t, n, messages.Ref{Namespace: ns, Key: seedKey}, seed)
 	}
 	query := []byte(`{"hashes":["` + seedKey + `"]}`)
@@ -228,6 +228,15 @@ func TestAuthMatrixHTTP(t *testing.T) {
 		{name: "turbo query", method: "POST", port: "http", need: needRead, path: "/v8/artifacts", body: query, ok: 200, shape: turboShape},
 		{name: "turbo status", method: "GET", port: "http", need: needRead, path: "/v8/artifacts/status", ok: 200, shape: turboShape},
 		{name: "turbo events", method: "POST", port: "http", need: needRead, path: "/v8/artifacts/events", body: events, ok: 200, shape: turboShape},
+		{name: "ccache GET bearer", method: "GET", port: "http", need: needRead, path: "/ccache/" + seedKey, ok: 200, want: seed, shape: plainShape},
+		{name: "ccache GET basic", method: "GET", port: "http", need: needRead, path: "/ccache/" + seedKey, basic: true, ok: 200, want: seed, shape: plainShape},
+		{name: "ccache HEAD", method: "HEAD", port: "http", need: needRead, path: "/ccache/" + seedKey, ok: 200, shape: plainShape},
+		{name: "ccache PUT bearer", method: "PUT", port: "http", need: needWrite, path: "/ccache/%s", ns: "ccache", ok: 200, shape: plainShape},
+		{name: "ccache PUT basic", method: "PUT", port: "http", need: needWrite, path: "/ccache/%s", basic: true, ns: "ccache", ok: 200, shape: plainShape},
+		{name: "webdav GET basic", method: "GET", port: "http", need: needRead, path: "/webdav/" + seedKey, basic: true, ok: 200, want: seed, shape: plainShape},
+		{name: "webdav HEAD", method: "HEAD", port: "http", need: needRead, path: "/webdav/" + seedKey, ok: 200, shape: plainShape},
+		{name: "webdav PUT bearer", method: "PUT", port: "http", need: needWrite, path: "/webdav/%s", ns: "webdav", ok: 201, shape: plainShape},
+		{name: "webdav PUT basic", method: "PUT", port: "http", need: needWrite, path: "/webdav/%s", basic: true, ns: "webdav", ok: 201, shape: plainShape},
 		{name: "api metrics", method: "GET", port: "api", need: needRead, path: "/metrics", ok: 200, shape: plainShape},
 		{name: "api stats", method: "GET", port: "api", need: needRead, path: "/api/v1/stats", ok: 200, shape: plainShape},
 	}

@@ -15,10 +15,12 @@ import (
 	"github.com/tuist/fabrik-node/actors/adapter"
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/bazel"
+	"github.com/tuist/fabrik-node/adapters/ccache"
 	"github.com/tuist/fabrik-node/adapters/gradle"
 	"github.com/tuist/fabrik-node/adapters/httpfront"
 	"github.com/tuist/fabrik-node/adapters/nx"
 	"github.com/tuist/fabrik-node/adapters/turbo"
+	"github.com/tuist/fabrik-node/adapters/webdav"
 	"github.com/tuist/fabrik-node/config"
 )
 
@@ -42,6 +44,14 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 		}},
 		{"turborepo", bt.Turborepo, func() httpfront.Routes {
 			return turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
+		}},
+		// sccache's WebDAV backend always shares the HTTP listener
+		// ([build_tools.sccache] bind/port belong to its S3 API).
+		{"sccache", config.ToolConfig{}, func() httpfront.Routes {
+			return webdav.New(n.cache, webdav.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
+		}},
+		{"ccache", bt.Ccache, func() httpfront.Routes {
+			return ccache.New(n.cache, ccache.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
 		}},
 	}
 	shared := httpfront.New()

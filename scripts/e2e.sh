@@ -11,6 +11,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-tools.sh all
+# The ccache and WebDAV (rclone) tests drive these from PATH.
+for tool in ccache gcc rclone; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "[fabrik] ERROR: $tool missing after install-tools.sh" >&2; exit 1; }
+done
 export FABRIK_E2E_REQUIRE="${FABRIK_E2E_REQUIRE:-1}"
 echo "[fabrik] go test ./e2e/... (real build tools; several minutes)"
 exec go test ./e2e/... -count=1 -timeout 20m "$@"

@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -20,6 +20,8 @@
 #   nats        apt package nats-server                             /usr/sbin/nats-server
 #   node        npm: nx + turbo, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
 #   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
+#   ccache      apt packages ccache (4.7.5, built with http-storage) and gcc  /usr/bin/ccache, /usr/bin/gcc
+#   rclone      apt package rclone (1.60; the WebDAV client of the e2e tests) /usr/bin/rclone
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -118,6 +120,17 @@ install_minio() {
   bash "$SCRIPT_DIR/install-minio.sh"
 }
 
+install_ccache() {
+  apt_install gcc gcc
+  apt_install ccache ccache
+  # The e2e tests need ccache's HTTP remote storage, which Debian builds in.
+  ccache --version | grep -q "http-storage" || die "ccache lacks the http-storage feature: $(ccache --version | head -n 2)"
+}
+
+install_rclone() {
+  apt_install rclone rclone
+}
+
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 for t in "${targets[@]}"; do
@@ -127,6 +140,8 @@ for t in "${targets[@]}"; do
   node | nx | turbo) install_node ;;
   nats) install_nats ;;
   minio) install_minio ;;
+  ccache) install_ccache ;;
+  rclone) install_rclone ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -136,13 +151,15 @@ for t in "${targets[@]}"; do
     install_bazel
     install_nats
     install_node
+    install_ccache
+    install_rclone
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

@@ -170,8 +170,10 @@ type BuildToolsConfig struct {
 	Bazel     ToolConfig `toml:"bazel"`
 	Nx        ToolConfig `toml:"nx"`
 	Turborepo ToolConfig `toml:"turborepo"`
-	Sccache   SccacheConfig `toml:"sccache"`
 	Buildkit  ToolConfig `toml:"buildkit"`
+
+	// Sccache is the S3 API (its own listener, and S3 key pairs).
+	Sccache SccacheConfig `toml:"sccache"`
 }
 
 // ToolConfig gives one adapter its own listener instead of the shared one.

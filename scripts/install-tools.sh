@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|s3clients|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -20,6 +20,7 @@
 #   nats        apt package nats-server                             /usr/sbin/nats-server
 #   node        npm: nx + turbo, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
 #   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
+#   s3clients   apt packages awscli (2.x) and s3cmd: the S3 API's clients  /usr/bin/aws, /usr/bin/s3cmd
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -114,6 +115,14 @@ install_node() {
   say "turbo: $NPM_DIR/node_modules/.bin/turbo ($("$NPM_DIR/node_modules/.bin/turbo" --version 2>/dev/null))"
 }
 
+# Debian's awscli is 2.x at /usr/bin/aws (a pip awscli 1.x may come first on
+# PATH; the e2e tests call /usr/bin/aws).
+install_s3clients() {
+  apt_install awscli aws
+  [ -x /usr/bin/aws ] || die "awscli installed but /usr/bin/aws is missing"
+  apt_install s3cmd s3cmd
+}
+
 install_minio() {
   bash "$SCRIPT_DIR/install-minio.sh"
 }
@@ -127,6 +136,7 @@ for t in "${targets[@]}"; do
   node | nx | turbo) install_node ;;
   nats) install_nats ;;
   minio) install_minio ;;
+  s3clients | awscli | s3cmd) install_s3clients ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -136,13 +146,14 @@ for t in "${targets[@]}"; do
     install_bazel
     install_nats
     install_node
+    install_s3clients
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, s3clients or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

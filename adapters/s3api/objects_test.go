@@ -193,3 +193,40 @@ func TestUnsupportedIsRefusedAndStoresNothing(t *testing.T) {
 		t.Fatalf("%d objects stored by refused requests", n)
 	}
 }
+
+// Virtual-host style: the bucket is the Host's first label.
+func TestVirtualHostStyle(t *testing.T) {
+	s := newServer(t, Options{VirtualHostDomain: "localhost"})
+	do := func(method, host, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, _ := do("PUT", "vhost.localhost:5073", "/dir/key", "virtual"); st != 200 {
+		t.Fatalf("virtual-host PUT: %d", st)
+	}
+	if st, body := do("GET", "127.0.0.1", "/vhost/dir/key", ""); st != 200 || body != "virtual" {
+		t.Fatalf("path-style GET of a virtual-host PUT: %d %q", st, body)
+	}
+	if st, body := do("GET", "vhost.localhost", "/?list-type=2", ""); st != 200 || !strings.Contains(body, "<Key>dir/key</Key>") {
+		t.Fatalf("virtual-host list: %d %s", st, body)
+	}
+	// DeleteBucket refuses a bucket with objects, then deletes an empty one.
+	if st, body := do("DELETE", "vhost.localhost", "/", ""); st != 409 || !strings.Contains(body, "BucketNotEmpty") {
+		t.Fatalf("DeleteBucket of a full bucket: %d %s", st, body)
+	}
+	do("DELETE", "vhost.localhost", "/dir/key", "")
+	if st, _ := do("DELETE", "vhost.localhost", "/", ""); st != 204 {
+		t.Fatalf("DeleteBucket: %d", st)
+	}
+	if st, _ := do("HEAD", "vhost.localhost", "/", ""); st != 404 {
+		t.Fatalf("HeadBucket after DeleteBucket: %d", st)
+	}
+}

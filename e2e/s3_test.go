@@ -263,6 +263,20 @@ func TestS3AcrossEdges(t *testing.T) {
 	}
 	edgeB := s3Edge(t, upstream)
 	b := sdkClient(edgeB.S3URL())
+	// A range first (awscli downloads large objects in ranges): edge B
+	// serves it from the regional and keeps the whole object.
+	rng, err := b.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("x/y/z/obj"), Range: aws.String("bytes=100-199")})
+	if err != nil {
+		t.Fatalf("ranged GET through edge B: %v", err)
+	}
+	part, _ := io.ReadAll(rng.Body)
+	rng.Body.Close()
+	if !bytes.Equal(part, body[100:200]) {
+		t.Fatalf("edge B's range: %d bytes, not body[100:200]", len(part))
+	}
+	if !waitFor(10*time.Second, func() bool { return scrape(t, edgeB, "")["fabrik_cache_objects"] >= 1 }) {
+		t.Fatal("edge B did not keep the object it served a range of")
+	}
 	out, err := b.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("shared"), Key: aws.String("x/y/z/obj")})
 	if err != nil {
 		t.Fatalf("GET through edge B: %v", err)

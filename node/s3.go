@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -43,27 +42,20 @@ func (n *Node) startS3(grace time.Duration) error {
 	if err := n.mountAdapter("sccache", api, front); err != nil {
 		return err
 	}
-	addr, err := s3Addr(sc)
-	if err != nil {
-		return err
-	}
-	return n.serveHTTP("s3", addr, front, grace)
+	return n.serveHTTP("s3", s3Addr(sc), front, grace)
 }
 
 // s3Addr is bind, with its port replaced by port when that is set.
-func s3Addr(sc config.SccacheConfig) (string, error) {
+func s3Addr(sc config.SccacheConfig) string {
 	if sc.Port == 0 {
-		return sc.Bind, nil
+		return sc.Bind
 	}
 	host, _, err := net.SplitHostPort(sc.Bind)
 	if err != nil {
-		host = sc.Bind
+		host = sc.Bind // a bare host
 	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	if sc.Bind == "" {
-		return "", fmt.Errorf("build_tools.sccache: no bind address")
-	}
-	return net.JoinHostPort(host, strconv.Itoa(sc.Port)), nil
+	return net.JoinHostPort(host, strconv.Itoa(sc.Port))
 }

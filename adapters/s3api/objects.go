@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -139,6 +140,12 @@ func (a *Adapter) getObject(w http.ResponseWriter, r *http.Request, t target, _ 
 	a.opts.Metrics.Downloaded(n)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.opts.Logger.Warn("s3: response aborted", "bucket", t.bucket, "key", t.key, "sent", n, "err", err)
+	}
+	if _, local := res.Body.(*os.File); partial && err == nil && !local {
+		// A range of an object read from an upstream: read the rest too, so
+		// the router's tee stores it here and the next ranges (awscli
+		// downloads large objects in parallel ranges) are local hits.
+		_, _ = io.Copy(io.Discard, res.Body)
 	}
 }
 

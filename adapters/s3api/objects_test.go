@@ -230,3 +230,15 @@ func TestVirtualHostStyle(t *testing.T) {
 		t.Fatalf("HeadBucket after DeleteBucket: %d", st)
 	}
 }
+
+func TestPutObjectTooLarge(t *testing.T) {
+	s := newServer(t, Options{MaxArtifactSize: 1000})
+	c := s.client(t, "k", "s")
+	_, err := c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("big"), Body: bytes.NewReader(make([]byte, 1001))})
+	if errorCode(err) != "EntityTooLarge" {
+		t.Fatalf("PUT over max_artifact_size: %v, want EntityTooLarge", err)
+	}
+	if s.objects(t, "b") != 0 || s.stagingFiles(t) != 0 {
+		t.Fatal("a refused PUT left an object or a staging file")
+	}
+}

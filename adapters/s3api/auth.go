@@ -78,6 +78,14 @@ func (a *Adapter) authenticate(r *http.Request, access adapters.Access) (*reques
 	if q.payload != "" && !validPayload(q.payload) {
 		return nil, errInvalidArgument.with("x-amz-content-sha256 %q is not a SHA-256 or a known payload mode", q.payload)
 	}
+	if strings.HasPrefix(r.Header.Get("Authorization"), "AWS ") {
+		// SigV2: accepted as well-formed without a key pair (old s3cmd
+		// configurations), never verified.
+		if a.opts.AccessKeyID != "" {
+			return nil, errAccessDenied.with("signature version 2 is not supported: sign with SigV4")
+		}
+		r.Header.Del("Authorization")
+	}
 	sig, aerr := parseSigV4(r)
 	if aerr != nil {
 		return nil, aerr
@@ -117,8 +125,7 @@ func validPayload(p string) bool {
 }
 
 // parseSigV4 reads the header or query authorization; nil for an anonymous
-// request. SigV2 ("AWS key:sig") is recognised and refused as malformed
-// only when it is the sole authorization: this API speaks SigV4.
+// request.
 func parseSigV4(r *http.Request) (*sigV4, *apiError) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		return parseHeaderAuth(r, h)

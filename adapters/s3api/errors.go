@@ -52,6 +52,7 @@ var (
 	errNoSuchBucket          = &apiError{"NoSuchBucket", http.StatusNotFound, "The specified bucket does not exist."}
 	errNoSuchUpload          = &apiError{"NoSuchUpload", http.StatusNotFound, "The specified multipart upload does not exist."}
 	errInvalidRange          = &apiError{"InvalidRange", http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable."}
+	errPreconditionFailed    = &apiError{"PreconditionFailed", http.StatusPreconditionFailed, "At least one of the preconditions you specified did not hold."}
 	errNotImplemented        = &apiError{"NotImplemented", http.StatusNotImplemented, "A header or query you provided implies functionality that is not implemented."}
 	errBucketNotEmpty        = &apiError{"BucketNotEmpty", http.StatusConflict, "The bucket you tried to delete is not empty."}
 	errStorageFull           = &apiError{"StorageFull", http.StatusInsufficientStorage, "The cache is full."}

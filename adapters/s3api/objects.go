@@ -238,6 +238,14 @@ func (a *Adapter) refusal(res adapters.Result, payloadHashed bool) *apiError {
 }
 
 func (a *Adapter) putObject(w http.ResponseWriter, r *http.Request, t target, q *request) {
+	if r.Header.Get("If-None-Match") == "*" {
+		// A conditional create (S3's If-None-Match: *): refused before the
+		// body is read when the key exists.
+		if res, err := a.cache.Stat(r.Context(), objectRef(t)); err == nil && res.Found {
+			writeError(w, r, errPreconditionFailed)
+			return
+		}
+	}
 	blob, d, aerr := a.receive(r, q)
 	if aerr != nil {
 		writeError(w, r, aerr)

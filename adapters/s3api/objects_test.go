@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -240,5 +241,43 @@ func TestPutObjectTooLarge(t *testing.T) {
 	}
 	if s.objects(t, "b") != 0 || s.stagingFiles(t) != 0 {
 		t.Fatal("a refused PUT left an object or a staging file")
+	}
+}
+
+func TestConditionalRequests(t *testing.T) {
+	s := newServer(t, Options{})
+	c := s.client(t, "k", "s")
+	ctx := context.Background()
+	put := mustPut(t, c, "b", "k", []byte("first"))
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), Body: strings.NewReader("second"), IfNoneMatch: aws.String("*")})
+	if errorCode(err) != "PreconditionFailed" {
+		t.Fatalf("PUT If-None-Match: * over an existing key: %v, want PreconditionFailed", err)
+	}
+	if got := s.mustGet(t, c, "b", "k"); string(got) != "first" {
+		t.Fatalf("conditional PUT overwrote: %q", got)
+	}
+	_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), IfNoneMatch: put.ETag})
+	var st interface{ HTTPStatusCode() int }
+	if !errors.As(err, &st) || st.HTTPStatusCode() != http.StatusNotModified {
+		t.Fatalf("GET If-None-Match: its ETag: %v, want 304", err)
+	}
+	_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("k"), IfMatch: aws.String(`"other"`)})
+	if !errors.As(err, &st) || st.HTTPStatusCode() != http.StatusPreconditionFailed {
+		t.Fatalf("GET If-Match: another ETag: %v, want 412", err)
+	}
+}
+
+// SigV2 is accepted as well-formed without a key pair, refused with one.
+func TestSigV2(t *testing.T) {
+	for _, keys := range []bool{false, true} {
+		opts := Options{}
+		if keys {
+			opts = keyed()
+		}
+		s := newServer(t, opts)
+		st, _ := rawPut(t, s.URL+"/b/v2", "x", map[string]string{"Authorization": "AWS AKID:c2lnbmF0dXJl", "Date": time.Now().UTC().Format(http.TimeFormat)})
+		if want := map[bool]int{false: 200, true: 403}[keys]; st != want {
+			t.Errorf("SigV2 PUT with key pair %v: %d, want %d", keys, st, want)
+		}
 	}
 }

@@ -39,7 +39,9 @@ func (n *Node) startS3(grace time.Duration) error {
 	api := s3api.New(n.cache, opts)
 	n.closers = append(n.closers, api.Close)
 	front := httpfront.New()
-	if err := n.mountAdapter("sccache", api, front); err != nil {
+	// Actor "adapter-s3", not "-sccache": sccache's WebDAV backend is an
+	// adapter of the shared HTTP front under the same tool name.
+	if err := n.mountAdapter("s3", api, front); err != nil {
 		return err
 	}
 	return n.serveHTTP("s3", s3Addr(sc), front, grace)

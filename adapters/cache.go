@@ -50,3 +50,13 @@ func (g Guard) Wrap(access Access, h http.Handler) http.Handler {
 	}
 	return g(access, h)
 }
+
+// Lister is the optional listing a Cache may offer besides its Cache
+// methods: the keys of one namespace held by the local tier, in ascending
+// order (S3's ListObjects). Upstream tiers are not listed: a key only an
+// upstream holds is readable but not listed until it is read once.
+type Lister interface {
+	// List calls fn with every key of namespace starting with prefix and
+	// sorting after after ("" = from the first), until fn returns false.
+	List(ctx context.Context, namespace, prefix, after string, fn func(key string, meta messages.Meta) bool) error
+}

@@ -182,9 +182,10 @@ type BuildToolsConfig struct {
 	Bazel     ToolConfig `toml:"bazel"`
 	Nx        ToolConfig `toml:"nx"`
 	Turborepo ToolConfig `toml:"turborepo"`
-	Sccache   ToolConfig `toml:"sccache"`
 	Buildkit  ToolConfig `toml:"buildkit"`
 	Ccache    ToolConfig `toml:"ccache"`
+	// Sccache is the S3 API (its own listener, and S3 key pairs).
+	Sccache SccacheConfig `toml:"sccache"`
 }
 
 // ToolConfig gives one adapter its own listener instead of the shared one.
@@ -196,6 +197,33 @@ type ToolConfig struct {
 	// AutoConfigure exports the tool's cache URL (GRADLE_BUILD_CACHE_URL...)
 	// to commands the node wraps (default true).
 	AutoConfigure *bool `toml:"auto_configure"`
+}
+
+// SccacheConfig is the S3-compatible API sccache (and any S3 client) talks
+// to. S3 addresses buckets at the root of a host, so it always has a
+// listener of its own.
+type SccacheConfig struct {
+	// Bind is the S3 API's listen address (default 127.0.0.1:5073). With
+	// Port set, Port replaces Bind's port.
+	Bind string `toml:"bind"`
+	// Port overrides the port of Bind (0 = keep Bind's).
+	Port int `toml:"port"`
+	// AutoConfigure exports SCCACHE_* to commands the node wraps (default true).
+	AutoConfigure *bool `toml:"auto_configure"`
+	// AccessKeyID and SecretAccessKey are the key pair S3 clients sign with
+	// (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY on the client). When set,
+	// every SigV4 signature is verified against them; when empty, any
+	// well-formed signature is accepted. With [auth] on they are required,
+	// and the client's session token (AWS_SESSION_TOKEN) carries its JWT.
+	AccessKeyID     string `toml:"access_key_id"`
+	SecretAccessKey string `toml:"secret_access_key" fabrik:"secret"`
+	// VirtualHostDomain enables virtual-host style requests
+	// (<bucket>.<domain>); path style (<domain>/<bucket>) always works.
+	// Default "localhost".
+	VirtualHostDomain string `toml:"virtual_host_domain"`
+	// MultipartExpiry discards multipart uploads neither completed nor
+	// aborted after this long (default 24h).
+	MultipartExpiry Duration `toml:"multipart_expiry"`
 }
 
 // FabrikConfig is the Fabrik protocol server.
@@ -349,6 +377,10 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "sccache", "ccache"},
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
+			Sccache: SccacheConfig{
+				Bind: "127.0.0.1:5073", VirtualHostDomain: "localhost",
+				MultipartExpiry: Duration(24 * time.Hour),
+			},
 		},
 		Fabrik: FabrikConfig{Bind: "127.0.0.1:7070"},
 		Observability: ObservabilityConfig{

@@ -86,9 +86,15 @@ func Validate(c *Config) []Problem {
 	bind("build_tools.http_bind", c.BuildTools.HTTPBind)
 	bind("build_tools.grpc_bind", c.BuildTools.GRPCBind)
 	for i, tc := range []ToolConfig{c.BuildTools.Gradle, c.BuildTools.Bazel, c.BuildTools.Nx,
-		c.BuildTools.Turborepo, c.BuildTools.Sccache, c.BuildTools.Buildkit, c.BuildTools.Ccache} {
+		c.BuildTools.Turborepo, ToolConfig{Port: c.BuildTools.Sccache.Port}, c.BuildTools.Buildkit, c.BuildTools.Ccache} {
 		portRange(fmt.Sprintf("build_tools.%s.port", BuildTools[i]), tc.Port, add)
 	}
+
+	bind("build_tools.sccache.bind", c.BuildTools.Sccache.Bind)
+	if sc := c.BuildTools.Sccache; (sc.AccessKeyID == "") != (sc.SecretAccessKey == "") {
+		add("build_tools.sccache.access_key_id", "build_tools.sccache.access_key_id and secret_access_key are set together or not at all")
+	}
+	nonNegative("build_tools.sccache.multipart_expiry", int64(c.BuildTools.Sccache.MultipartExpiry), "a duration")
 
 	bind("fabrik.bind", c.Fabrik.Bind)
 

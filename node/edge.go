@@ -80,6 +80,11 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 			return err
 		}
 	}
+	if slices.Contains(bt.Enabled, "sccache") {
+		if err := n.startS3(grace); err != nil {
+			return err
+		}
+	}
 	if slices.Contains(bt.Enabled, "bazel") {
 		addr := bt.GRPCBind
 		if bt.Bazel.Port != 0 {

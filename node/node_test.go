@@ -26,6 +26,7 @@ func testConfig(t *testing.T, role config.Role, dir string) config.Config {
 	c.Cache.Fsync = false
 	c.BuildTools.HTTPBind = "127.0.0.1:0"
 	c.BuildTools.GRPCBind = "127.0.0.1:0"
+	c.BuildTools.Sccache.Bind = "127.0.0.1:0"
 	c.Observability.HealthBind = "127.0.0.1:0"
 	c.Observability.APIBind = "127.0.0.1:0"
 	c.Fabrik.Bind = "127.0.0.1:0"

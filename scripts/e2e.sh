@@ -16,5 +16,9 @@ for tool in ccache gcc rclone; do
   command -v "$tool" >/dev/null 2>&1 || { echo "[fabrik] ERROR: $tool missing after install-tools.sh" >&2; exit 1; }
 done
 export FABRIK_E2E_REQUIRE="${FABRIK_E2E_REQUIRE:-1}"
+# The S3 API's clients: Debian's awscli 2.x (not a pip 1.x on PATH) and s3cmd.
+for tool in /usr/bin/aws /usr/bin/s3cmd; do
+  [ -x "$tool" ] || { echo "[fabrik] ERROR: $tool missing after install-tools.sh" >&2; exit 1; }
+done
 echo "[fabrik] go test ./e2e/... (real build tools; several minutes)"
 exec go test ./e2e/... -count=1 -timeout 20m "$@"

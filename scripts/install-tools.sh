@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -22,6 +22,7 @@
 #   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
 #   ccache      apt packages ccache (4.7.5, built with http-storage) and gcc  /usr/bin/ccache, /usr/bin/gcc
 #   rclone      apt package rclone (1.60; the WebDAV client of the e2e tests) /usr/bin/rclone
+#   s3clients   apt packages awscli (2.x) and s3cmd: the S3 API's clients  /usr/bin/aws, /usr/bin/s3cmd
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -116,6 +117,14 @@ install_node() {
   say "turbo: $NPM_DIR/node_modules/.bin/turbo ($("$NPM_DIR/node_modules/.bin/turbo" --version 2>/dev/null))"
 }
 
+# Debian's awscli is 2.x at /usr/bin/aws (a pip awscli 1.x may come first on
+# PATH; the e2e tests call /usr/bin/aws).
+install_s3clients() {
+  apt_install awscli aws
+  [ -x /usr/bin/aws ] || die "awscli installed but /usr/bin/aws is missing"
+  apt_install s3cmd s3cmd
+}
+
 install_minio() {
   bash "$SCRIPT_DIR/install-minio.sh"
 }
@@ -142,6 +151,7 @@ for t in "${targets[@]}"; do
   minio) install_minio ;;
   ccache) install_ccache ;;
   rclone) install_rclone ;;
+  s3clients | awscli | s3cmd) install_s3clients ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -153,13 +163,14 @@ for t in "${targets[@]}"; do
     install_node
     install_ccache
     install_rclone
+    install_s3clients
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

@@ -29,6 +29,9 @@ func NewStager(dir string, fsync bool) (*Stager, error) {
 	return &Stager{dir: dir, fsync: fsync}, nil
 }
 
+// Dir is the staging directory (tests count what an upload left behind).
+func (s *Stager) Dir() string { return s.dir }
+
 // New opens a staging file. expectHash ("" when the protocol gives none) and
 // expectSize (-1 when unknown) are verified by Seal.
 func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {

@@ -90,3 +90,14 @@ func (c *Cache) Delete(ctx context.Context, ref messages.Ref) error {
 }
 
 var _ adapters.Cache = (*Cache)(nil)
+
+// List enumerates a namespace in the local store. It reads the store
+// directly, like Get's open: a read-only scan needs no ordering with the
+// actors' writes, and must not queue behind them in a mailbox.
+func (c *Cache) List(ctx context.Context, namespace, prefix, after string, fn func(key string, meta messages.Meta) bool) error {
+	return c.store.Keys(namespace, prefix, after, func(key string, meta messages.Meta) bool {
+		return ctx.Err() == nil && fn(key, meta)
+	})
+}
+
+var _ adapters.Lister = (*Cache)(nil)

@@ -87,6 +87,8 @@ type Node struct {
 	APIAddr string
 	// FabrikAddr serves the Fabrik protocol (regional role, or fabrik.enabled).
 	FabrikAddr string
+	// S3Addr serves the S3 API (sccache's S3 backend).
+	S3Addr string
 
 	t    testing.TB
 	bin  string
@@ -136,6 +138,7 @@ func StartNodeWith(t testing.TB, opts NodeOptions) *Node {
 		HealthAddr: loopback(FreePort(t)),
 		APIAddr:    loopback(FreePort(t)),
 		FabrikAddr: loopback(FreePort(t)),
+		S3Addr:     loopback(FreePort(t)),
 		t:          t,
 		bin:        bin,
 		args:       opts.Args,
@@ -148,6 +151,9 @@ dir = %q
 [build_tools]
 http_bind = %q
 grpc_bind = %q
+
+[build_tools.sccache]
+bind = %q
 
 [fabrik]
 bind = %q
@@ -163,7 +169,7 @@ bind = %q
 
 [daemon]
 state_dir = %q
-`, n.CacheDir, n.HTTPAddr, n.GRPCAddr, n.FabrikAddr, n.HealthAddr, n.APIAddr,
+`, n.CacheDir, n.HTTPAddr, n.GRPCAddr, n.S3Addr, n.FabrikAddr, n.HealthAddr, n.APIAddr,
 		loopback(FreePort(t)), filepath.Join(dir, "daemons"))
 	if opts.ExtraTOML != "" {
 		cfg += "\n" + opts.ExtraTOML + "\n"
@@ -187,6 +193,9 @@ func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
 
 // HTTPURL is the base URL of the HTTP adapters, e.g. HTTPURL()+"/cache/" for Gradle.
 func (n *Node) HTTPURL() string { return "http://" + n.HTTPAddr }
+
+// S3URL is the S3 API's endpoint (SCCACHE_ENDPOINT, --endpoint-url).
+func (n *Node) S3URL() string { return "http://" + n.S3Addr }
 
 // HealthURL is the node's /health endpoint.
 func (n *Node) HealthURL() string { return "http://" + n.HealthAddr + "/health" }

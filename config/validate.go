@@ -98,6 +98,8 @@ func Validate(c *Config) []Problem {
 	nonNegative("runtime.graceful_shutdown_timeout", int64(c.Runtime.GracefulShutdownTimeout), "a duration")
 	nonNegative("runtime.max_concurrent_requests", int64(c.Runtime.MaxConcurrentRequests), "a limit")
 	nonNegative("runtime.worker_threads", int64(c.Runtime.WorkerThreads), "a count")
+	nonNegative("recipes.timeout", int64(c.Recipes.Timeout), "a duration")
+	nonNegative("recipes.max_allocs", int64(c.Recipes.MaxAllocs), "a limit")
 
 	bind("p2p.bind", c.P2P.Bind)
 	portRange("p2p.bind_port", c.P2P.BindPort, add)

@@ -105,27 +105,45 @@ func (r *Runner) line(label, status string, elapsed time.Duration, exit int) {
 // Do runs a step through the cache.
 func (r *Runner) Do(ctx context.Context, st Step) (Outcome, error) {
 	start := time.Now()
+	if out, hit, err := r.Begin(ctx, st, start); err != nil || hit {
+		return out, err
+	}
+	var stdout, stderr bytes.Buffer
+	exit, runErr := st.Run(ctx, io.MultiWriter(r.opts.Stdout, &stdout), io.MultiWriter(r.opts.Stderr, &stderr))
+	return r.Finish(ctx, st, start, exit, runErr, stdout.Bytes(), stderr.Bytes())
+}
+
+// Begin is the first half of Do for callers that run the step themselves
+// (Tengo targets run inside the VM): it applies --clean and serves a hit.
+// hit false means the caller runs the step and then calls Finish.
+func (r *Runner) Begin(ctx context.Context, st Step, start time.Time) (Outcome, bool, error) {
 	b := r.opts.Backend
-	useCache := !r.opts.NoCache && !st.Disabled
-	if useCache && st.Clean {
+	if !r.useCache(st) {
+		return Outcome{}, false, nil
+	}
+	if st.Clean {
 		r.verbosef("cache delete %s (--clean)", st.Key)
 		if err := errors.Join(b.Delete(ctx, backend.Runs, recordKey(st.Key)), b.Delete(ctx, backend.Runs, archiveKey(st.Key))); err != nil {
-			return Outcome{}, fmt.Errorf("clean %s: %w", st.Label, err)
+			return Outcome{}, false, fmt.Errorf("clean %s: %w", st.Label, err)
 		}
 		r.record(ctx, backend.Event{Kind: "clean", Key: st.Key, Script: st.Name})
 	}
-	if useCache {
-		out, ok, err := r.restore(ctx, st, start)
-		if err != nil {
-			fmt.Fprintf(r.opts.Log, "[fabrik] warning: %s: cached entry unusable, running instead: %v\n", st.Label, err)
-		} else if ok {
-			return out, nil
-		}
+	out, ok, err := r.restore(ctx, st, start)
+	if err != nil {
+		fmt.Fprintf(r.opts.Log, "[fabrik] warning: %s: cached entry unusable, running instead: %v\n", st.Label, err)
+		return Outcome{}, false, nil
 	}
+	return out, ok, nil
+}
 
-	var stdout, stderr bytes.Buffer
-	exit, runErr := st.Run(ctx, io.MultiWriter(r.opts.Stdout, &stdout), io.MultiWriter(r.opts.Stderr, &stderr))
+func (r *Runner) useCache(st Step) bool { return !r.opts.NoCache && !st.Disabled }
+
+// Finish is the second half of Do: it reports the run and, when it
+// succeeded, archives and stores it. runErr (a timeout, a signal, an
+// aborted recipe) means nothing is stored.
+func (r *Runner) Finish(ctx context.Context, st Step, start time.Time, exit int, runErr error, stdout, stderr []byte) (Outcome, error) {
 	elapsed := time.Since(start)
+	useCache := r.useCache(st)
 	status := "MISS ✗"
 	if !useCache {
 		status = "DISABLED"
@@ -144,7 +162,7 @@ func (r *Runner) Do(ctx context.Context, st Step) (Outcome, error) {
 		return Outcome{ExitCode: exit, Elapsed: elapsed}, nil
 	}
 	rec := Record{
-		Version: recordVersion, Key: st.Key, Name: st.Name, Stdout: stdout.Bytes(), Stderr: stderr.Bytes(),
+		Version: recordVersion, Key: st.Key, Name: st.Name, Stdout: stdout, Stderr: stderr,
 		Duration: elapsed, CreatedAt: time.Now().UTC(), Outputs: st.Outputs,
 	}
 	if st.TTL > 0 {
@@ -273,4 +291,33 @@ func (r *Runner) record(ctx context.Context, ev backend.Event) {
 	if err := r.opts.Backend.Record(ctx, ev); err != nil {
 		r.verbosef("ledger: %v", err)
 	}
+}
+
+// LoadRecord reads the run record of key, for `cache status`.
+func LoadRecord(ctx context.Context, b backend.Backend, key string) (*Record, bool, error) {
+	body, _, found, err := b.Get(ctx, backend.Runs, recordKey(key))
+	if err != nil || !found {
+		return nil, false, err
+	}
+	defer body.Close()
+	var rec Record
+	if err := json.NewDecoder(body).Decode(&rec); err != nil {
+		return nil, false, fmt.Errorf("decode run record: %w", err)
+	}
+	return &rec, true, nil
+}
+
+// DeleteEntry removes a step's record and archive, and notes it in the
+// ledger.
+func DeleteEntry(ctx context.Context, b backend.Backend, key, name string) error {
+	if err := errors.Join(b.Delete(ctx, backend.Runs, recordKey(key)), b.Delete(ctx, backend.Runs, archiveKey(key))); err != nil {
+		return err
+	}
+	return b.Record(ctx, backend.Event{Time: time.Now().UTC(), Kind: "clean", Key: key, Script: name})
+}
+
+// Exists reports whether a step's record is in the cache.
+func Exists(ctx context.Context, b backend.Backend, key string) (bool, error) {
+	_, found, err := b.Has(ctx, backend.Runs, recordKey(key))
+	return found, err
 }

@@ -43,7 +43,9 @@ func (r *run) modules() *tg.ModuleMap {
 	return mm
 }
 
-func fn(name string, f tg.CallableFunc) *tg.UserFunction { return &tg.UserFunction{Name: name, Value: f} }
+func fn(name string, f tg.CallableFunc) *tg.UserFunction {
+	return &tg.UserFunction{Name: name, Value: f}
+}
 
 func (r *run) fmtModule() map[string]tg.Object {
 	m := map[string]tg.Object{}
@@ -283,6 +285,15 @@ func (r *run) fnDeps(args ...tg.Object) (tg.Object, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown target %q", name)
 	}
+	// A target is "resolving" from its deps call until its begin: meeting
+	// it again in between is a cycle (which would otherwise recurse until
+	// the VM's stack overflows).
+	for i, n := range r.resolving {
+		if n == name {
+			return nil, fmt.Errorf("target cycle: %s -> %s", strings.Join(r.resolving[i:], " -> "), name)
+		}
+	}
+	r.resolving = append(r.resolving, name)
 	out := &tg.Array{}
 	for _, d := range t.meta.Deps {
 		dt, ok := r.targets[d]
@@ -298,6 +309,9 @@ func (r *run) fnBegin(args ...tg.Object) (tg.Object, error) {
 	name, err := str(args, 0, "target")
 	if err != nil {
 		return nil, err
+	}
+	if n := len(r.resolving); n > 0 && r.resolving[n-1] == name {
+		r.resolving = r.resolving[:n-1]
 	}
 	s, err := r.begin(name)
 	if err != nil {

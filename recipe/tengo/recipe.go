@@ -106,6 +106,8 @@ type run struct {
 	dflt    string
 	keys    map[string]string // target -> key hex, once begun
 	done    map[string]bool
+	// resolving are targets whose dependencies are being run.
+	resolving []string
 
 	mu       sync.Mutex
 	running  []*frame // targets whose body runs, innermost last
@@ -314,7 +316,9 @@ func (r *run) defaultTarget() string {
 func (r *run) key(t *target) (script.Key, meta, error) {
 	m := merge(r.recipe, t.meta)
 	var parts []script.Part
-	add := func(kind, name, value string) { parts = append(parts, script.Part{Kind: kind, Name: name, Value: value}) }
+	add := func(kind, name, value string) {
+		parts = append(parts, script.Part{Kind: kind, Name: name, Value: value})
+	}
 	add("recipe", r.path, fmt.Sprintf("%x", sha256Sum(r.source)))
 	add("target", t.name, "")
 	for _, pat := range m.Inputs {

@@ -66,7 +66,9 @@ func ComputeKey(s *Script, o KeyOptions) (Key, error) {
 	var parts []Part
 	add := func(kind, name, value string) { parts = append(parts, Part{kind, name, value}) }
 	sum := sha256.Sum256(s.Content)
-	add("script", s.Path, hex.EncodeToString(sum[:]))
+	// The content, not the path: the same script is the same step wherever
+	// it is checked out and however it is invoked.
+	add("script", "", hex.EncodeToString(sum[:]))
 	add("runtime", s.Runtime, strings.Join(s.RuntimeArgs, " "))
 	if s.RuntimeVersion {
 		v, err := o.RuntimeVersion(s.Runtime)

@@ -319,7 +319,7 @@ func (r *run) key(t *target) (script.Key, meta, error) {
 	add := func(kind, name, value string) {
 		parts = append(parts, script.Part{Kind: kind, Name: name, Value: value})
 	}
-	add("recipe", r.path, fmt.Sprintf("%x", sha256Sum(r.source)))
+	add("recipe", "", fmt.Sprintf("%x", sha256Sum(r.source)))
 	add("target", t.name, "")
 	for _, pat := range m.Inputs {
 		files, err := script.Glob(r.dir, pat)

@@ -336,8 +336,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
 		},
-		Fabrik:  FabrikConfig{Bind: "127.0.0.1:7070"},
-		Recipes: RecipesConfig{Timeout: Duration(30 * time.Minute), MaxAllocs: 10_000_000},
+		Fabrik: FabrikConfig{Bind: "127.0.0.1:7070"},
 		Observability: ObservabilityConfig{
 			LogLevel:   "info",
 			LogFormat:  "json",
@@ -352,6 +351,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			RequestTimeout: Duration(5 * time.Second),
 		},
 	}
+	c.Recipes = RecipesConfig{Timeout: Duration(30 * time.Minute), MaxAllocs: 10_000_000}
 	if role == RoleRegional {
 		c.BuildTools.Enabled = nil
 		c.Fabrik.Enabled = true

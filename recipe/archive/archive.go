@@ -7,6 +7,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -107,7 +110,9 @@ func addEntry(tw *tar.Writer, p, name string, buf []byte) error {
 
 // Extract restores an archive written by Write into dir. Every entry must
 // lie under one of outputs (an archive cannot write anywhere else); what is
-// at each output is removed first.
+// at each output is removed first. Small files are written by a few
+// goroutines while the stream is read: a restore of thousands of files is
+// bound by file creation, not by decompression.
 func Extract(r io.Reader, dir string, outputs []string) error {
 	for _, out := range outputs {
 		if err := os.RemoveAll(filepath.Join(dir, filepath.FromSlash(out))); err != nil {
@@ -119,15 +124,35 @@ func Extract(r io.Reader, dir string, outputs []string) error {
 		return err
 	}
 	defer zr.Close()
-	tr := tar.NewReader(zr)
-	type dirTime struct {
-		path string
-		hdr  *tar.Header
+	w := newWriters(4)
+	err = extract(tar.NewReader(zr), dir, outputs, w)
+	if werr := w.wait(); err == nil {
+		err = werr
 	}
-	var dirs []dirTime
+	return err
+}
+
+type dirEntry struct {
+	path string
+	hdr  *tar.Header
+}
+
+func extract(tr *tar.Reader, dir string, outputs []string, w *writers) error {
+	var dirs []dirEntry
 	// links are the symlinks restored so far: no later entry may be
 	// written through one (a crafted archive could otherwise escape dir).
 	links := map[string]bool{}
+	made := map[string]bool{}
+	mkdirAll := func(p string) error {
+		if made[p] {
+			return nil
+		}
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		made[p] = true
+		return nil
+	}
 	buf := make([]byte, 256*1024)
 	for {
 		hdr, err := tr.Next()
@@ -136,6 +161,9 @@ func Extract(r io.Reader, dir string, outputs []string) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read archive: %w", err)
+		}
+		if err := w.failed(); err != nil {
+			return err
 		}
 		name := path.Clean(strings.TrimSuffix(hdr.Name, "/"))
 		if !under(name, outputs) {
@@ -147,7 +175,7 @@ func Extract(r io.Reader, dir string, outputs []string) error {
 			}
 		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		if err := mkdirAll(filepath.Dir(target)); err != nil {
 			return err
 		}
 		mode := fs.FileMode(hdr.Mode).Perm() | fs.FileMode(hdr.Mode)&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)
@@ -156,16 +184,25 @@ func Extract(r io.Reader, dir string, outputs []string) error {
 			if err := os.Mkdir(target, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 				return err
 			}
+			made[target] = true
 			// Modes and times of directories are set last: files created
 			// inside would change the time, and a read-only mode would
 			// stop their creation.
-			dirs = append(dirs, dirTime{target, hdr})
+			dirs = append(dirs, dirEntry{target, hdr})
 		case tar.TypeSymlink:
 			if err := os.Symlink(hdr.Linkname, target); err != nil {
 				return err
 			}
 			links[name] = true
 		case tar.TypeReg:
+			if hdr.Size <= smallFile {
+				data := make([]byte, hdr.Size)
+				if _, err := io.ReadFull(tr, data); err != nil {
+					return fmt.Errorf("%s: archive entry truncated: %w", hdr.Name, err)
+				}
+				w.submit(fileJob{target, data, mode, hdr.ModTime})
+				continue
+			}
 			if err := writeFile(target, tr, mode, hdr.Size, buf); err != nil {
 				return err
 			}
@@ -175,6 +212,10 @@ func Extract(r io.Reader, dir string, outputs []string) error {
 		default:
 			return fmt.Errorf("archive entry %q has unsupported type %q", hdr.Name, hdr.Typeflag)
 		}
+	}
+	// Every file must be in place before its directory's mode and time.
+	if err := w.wait(); err != nil {
+		return err
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
 		d := dirs[i]
@@ -188,6 +229,10 @@ func Extract(r io.Reader, dir string, outputs []string) error {
 	return nil
 }
 
+// smallFile is the largest file handed to the writer goroutines (its
+// bytes are held in memory until written).
+const smallFile = 1 << 20
+
 func writeFile(target string, r io.Reader, mode fs.FileMode, size int64, buf []byte) error {
 	f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -197,14 +242,14 @@ func writeFile(target string, r io.Reader, mode fs.FileMode, size int64, buf []b
 	if err == nil && n != size {
 		err = fmt.Errorf("%s: archive entry truncated", target)
 	}
+	if err == nil {
+		// Chmod after creating: the umask must not change the restored mode.
+		err = f.Chmod(mode)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return err
-	}
-	// Chmod after writing: the umask must not change the restored mode.
-	return os.Chmod(target, mode)
+	return err
 }
 
 func under(name string, outputs []string) bool {
@@ -218,4 +263,64 @@ func under(name string, outputs []string) bool {
 		}
 	}
 	return false
+}
+
+type fileJob struct {
+	target string
+	data   []byte
+	mode   fs.FileMode
+	mtime  time.Time
+}
+
+// writers write small files concurrently; the first error wins.
+type writers struct {
+	jobs chan fileJob
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+	once sync.Once
+}
+
+func newWriters(n int) *writers {
+	w := &writers{jobs: make(chan fileJob, 64)}
+	for range n {
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			for j := range w.jobs {
+				if w.failed() != nil {
+					continue
+				}
+				err := writeFile(j.target, bytes.NewReader(j.data), j.mode, int64(len(j.data)), nil)
+				if err == nil {
+					err = os.Chtimes(j.target, j.mtime, j.mtime)
+				}
+				if err != nil {
+					w.mu.Lock()
+					if w.err == nil {
+						w.err = err
+					}
+					w.mu.Unlock()
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *writers) submit(j fileJob) { w.jobs <- j }
+
+func (w *writers) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// wait closes the queue and waits for every write; safe to call twice.
+func (w *writers) wait() error {
+	w.once.Do(func() {
+		close(w.jobs)
+		w.wg.Wait()
+	})
+	return w.failed()
 }

@@ -228,6 +228,12 @@ func TestRecipeReadmeExamples(t *testing.T) {
 		t.Fatalf("restored page %q, built %q", again, page)
 	}
 
+	mustContain(t, fabrikRun(t, dir, env, "cache", "list"), "build.sh")
+	mustContain(t, fabrikRun(t, dir, env, "cache", "status", "build.sh"), "cached: yes")
+	mustContain(t, fabrikRun(t, dir, env, "cache", "clean", "build.sh"), "cleaned script-")
+	mustContain(t, fabrikRun(t, dir, env, "cache", "status", "build.sh"), "cached: no")
+	mustContain(t, fabrikRun(t, dir, env, "run", "build.sh"), "MISS ✗")
+
 	mustContain(t, fabrikRun(t, dir, env, "run", "--list", "build.recipe.tengo"), "page (default)", "toc", "Table of contents")
 	out := fabrikRun(t, dir, env, "run", "build.recipe.tengo")
 	if strings.Count(out, "MISS ✗") != 2 {

@@ -37,6 +37,9 @@ func cacheCommand(args []string, cwd string) int {
 	default:
 		return fail("cache: bad arguments %q\n%s", rest, cacheUsage)
 	}
+	if len(pos) == 1 && isTengo(pos[0]) {
+		return fail("cache %s: takes a script recipe; for Tengo targets use run --dry-run (keys) and run --clean", sub)
+	}
 	sess, err := openRecipeBackend(f, cwd)
 	if err != nil {
 		return fail("cache: %v", err)

@@ -94,23 +94,31 @@ func openInProcess(cfg config.Config, verbose bool) (*recipeSession, error) {
 		// Write-through is asynchronous: give queued uploads time to
 		// reach the upstreams before this short-lived node goes away.
 		// (They are persisted and resume with the next run regardless.)
-		waitUploads(n, 2*time.Minute)
+		waitUploads(n, time.Minute, 10*time.Second)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		n.Stop(ctx)
 	}}, nil
 }
 
-// waitUploads polls the upload queues' depth gauges until they are empty.
-func waitUploads(n *node.Node, timeout time.Duration) {
+// waitUploads polls the upload queues' depth gauges until they are empty,
+// giving up after timeout or when nothing moved for stall (an unreachable
+// upstream must not hold every CI step for minutes: the jobs are persisted
+// and resume with the next run).
+func waitUploads(n *node.Node, timeout, stall time.Duration) {
 	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if pendingUploads(n) == 0 {
+	last, lastChange := pendingUploads(n), time.Now()
+	for last > 0 {
+		now := time.Now()
+		if now.After(deadline) || now.Sub(lastChange) > stall {
+			fmt.Fprintf(os.Stderr, "[fabrik] warning: %.0f uploads to upstreams still pending; they resume with the next run\n", last)
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+		if p := pendingUploads(n); p != last {
+			last, lastChange = p, time.Now()
+		}
 	}
-	fmt.Fprintf(os.Stderr, "[fabrik] warning: uploads to upstreams still pending after %s; they resume with the next run\n", timeout)
 }
 
 func pendingUploads(n *node.Node) float64 {

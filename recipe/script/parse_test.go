@@ -157,3 +157,40 @@ func TestKeyChangesWithEachIngredient(t *testing.T) {
 	os.Chmod(filepath.Join(dir, "in.txt"), 0o755)
 	check("input mode", key(src))
 }
+
+func TestHashModes(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	os.WriteFile(p, []byte("aaaa"), 0o644)
+	key := func(mode string) string {
+		s, err := Parse("b.sh", filepath.Join(dir, "b.sh"), []byte("#!/bin/sh\n#FABRIK input \"f\" hash="+mode+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := ComputeKey(s, KeyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Hex
+	}
+	size, mtime := key("size"), key("mtime")
+	old := time.Unix(1_700_000_000, 0)
+	os.WriteFile(p, []byte("bbbb"), 0o644)
+	os.Chtimes(p, old, old)
+	if key("size") != size {
+		t.Error("hash=size changed with same-size content")
+	}
+	if key("mtime") == mtime {
+		t.Error("hash=mtime kept its key after the mtime changed")
+	}
+	m2 := key("mtime")
+	os.WriteFile(p, []byte("cccc"), 0o644)
+	os.Chtimes(p, old, old)
+	if key("mtime") != m2 {
+		t.Error("hash=mtime changed with content but the same mtime")
+	}
+	os.WriteFile(p, []byte("ccccc"), 0o644)
+	if key("size") == size {
+		t.Error("hash=size kept its key after the size changed")
+	}
+}

@@ -101,7 +101,8 @@ func addEntry(tw *tar.Writer, p, name string, buf []byte) error {
 		return err
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(tw, f, buf)
+	// The struct hides *os.File's WriterTo, whose fallback allocates per file.
+	n, err := io.CopyBuffer(tw, struct{ io.Reader }{f}, buf)
 	if err == nil && n != fi.Size() {
 		err = fmt.Errorf("%s changed size while being archived", name)
 	}

@@ -209,8 +209,11 @@ func hashFile(p string, mode HashMode, buf []byte) (string, error) {
 		return "", err
 	}
 	defer f.Close()
+	// The struct hides *os.File's WriterTo, whose fallback allocates a
+	// fresh 32 KiB buffer per file: with thousands of small inputs that
+	// was a tenth of the key's time.
 	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, buf); err != nil {
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{f}, buf); err != nil {
 		return "", err
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)) + " mode:" + perm, nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -220,7 +221,12 @@ func TestRecipeReadmeExamples(t *testing.T) {
 	dir := harness.CopyFixture(t, "recipes/examples")
 	env := recipeEnv(filepath.Join(t.TempDir(), "cache"), "SITE_TITLE=Handbook")
 
-	mustContain(t, fabrikRun(t, dir, env, "run", "build.sh"), "MISS ✗", "built site/index.md")
+	dry := fabrikRun(t, dir, env, "run", "--dry-run", "build.sh")
+	key := regexp.MustCompile(`Cache key: (script-[0-9a-f]{16}) \(build.sh\)`).FindStringSubmatch(dry)
+	if key == nil {
+		t.Fatalf("dry run:\n%s", dry)
+	}
+	mustContain(t, fabrikRun(t, dir, env, "run", "build.sh"), "Cache key: "+key[1]+" | MISS ✗", "built site/index.md")
 	page, _ := os.ReadFile(filepath.Join(dir, "site", "index.md"))
 	os.RemoveAll(filepath.Join(dir, "site"))
 	mustContain(t, fabrikRun(t, dir, env, "run", "build.sh"), "HIT ✓", "built site/index.md")

@@ -339,7 +339,9 @@ func (r *run) fnMain(...tg.Object) (tg.Object, error) {
 	name := r.selectedName()
 	if name == "" {
 		if len(r.order) == 0 {
-			return nil, errors.New("the recipe declares no targets (fabrik.target)")
+			// A recipe without targets is all top level, which has run
+			// (uncached: there is nothing to key it by).
+			return tg.UndefinedValue, nil
 		}
 		return nil, fmt.Errorf("no target given and no default (fabrik.default); targets: %s", strings.Join(r.order, ", "))
 	}

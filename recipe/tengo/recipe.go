@@ -314,7 +314,14 @@ func (r *run) defaultTarget() string {
 // key computes a target's key from what it declares, after its
 // dependencies have begun (their keys are part of it).
 func (r *run) key(t *target) (script.Key, meta, error) {
-	m := merge(r.recipe, t.meta)
+	rec := r.recipe
+	if t.name != r.defaultTarget() {
+		// Recipe-level outputs are the recipe's product: the default
+		// target's. Other targets would otherwise archive (or fail on)
+		// outputs they do not make.
+		rec.Outputs = nil
+	}
+	m := merge(rec, t.meta)
 	var parts []script.Part
 	add := func(kind, name, value string) {
 		parts = append(parts, script.Part{Kind: kind, Name: name, Value: value})
@@ -356,8 +363,8 @@ func (r *run) key(t *target) (script.Key, meta, error) {
 	return script.Key{Hex: script.HashParts("fabrik-tengo-key-v1", parts), Parts: parts}, m, nil
 }
 
-// merge combines recipe-level and target-level metadata: lists add up,
-// the target's ttl wins.
+// merge combines recipe-level and target-level metadata: inputs, outputs
+// and env add up, the target's ttl wins.
 func merge(rec, t meta) meta {
 	m := t
 	m.Inputs = append(append([]string(nil), rec.Inputs...), t.Inputs...)

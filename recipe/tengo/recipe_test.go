@@ -321,3 +321,25 @@ func TestMalformedRecipes(t *testing.T) {
 		}
 	}
 }
+
+// Recipe-level outputs belong to the default target; a recipe without
+// targets just runs its top level.
+func TestRecipeLevelOutputsAndTargetlessRecipes(t *testing.T) {
+	e := newEnv(t)
+	e.write("build.recipe.tengo", `
+fabrik := import("fabrik")
+fabrik.recipe({outputs: ["dist/app.txt"], cache_ttl: "7d"})
+fabrik.target("prep", {outputs: ["prep.txt"]}, func() { fabrik.write_file("prep.txt", "p") })
+fabrik.target("app", {deps: ["prep"]}, func() { fabrik.write_file("dist/app.txt", "a") })
+fabrik.default("app")
+`)
+	e.mustRun("", Options{})
+	os.RemoveAll(filepath.Join(e.dir, "dist"))
+	if r := e.mustRun("", Options{}); strings.Join(r.statuses, ",") != "HIT ✓,HIT ✓" || e.read("dist/app.txt") != "a" {
+		t.Fatalf("%v %q\n%s", r.statuses, e.read("dist/app.txt"), r.log)
+	}
+	e.write("build.recipe.tengo", `fabrik := import("fabrik"); fabrik.write_file("top.txt", "ran")`)
+	if r := e.mustRun("", Options{}); len(r.statuses) != 0 || e.read("top.txt") != "ran" {
+		t.Fatalf("targetless recipe: %v %q", r.statuses, e.read("top.txt"))
+	}
+}

@@ -391,3 +391,14 @@ func TestRuntimeArgsShellCwdAndVersion(t *testing.T) {
 		t.Fatal("a new runtime version kept the key")
 	}
 }
+
+func TestDevNullIsNotATerminal(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) || isTerminal(nil) || isTerminal(strings.NewReader("")) {
+		t.Fatal("/dev/null, nil or a reader taken for a terminal")
+	}
+}

@@ -196,12 +196,19 @@ func (r *Runner) exec(ctx context.Context, s *script.Script, args []string, stdo
 	cmd.Env = r.opts.Env
 	cmd.Stdin = r.opts.Stdin
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// Its own process group lets a timeout or a stopped run kill all the
+	// script started. Not on a terminal: a background group reading the
+	// tty would be stopped by SIGTTIN, and Ctrl-C reaches the script
+	// directly there anyway.
+	group := !isTerminal(r.opts.Stdin)
+	if group {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	}
 	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	// Whatever the script left running in its group goes with it.
-	if cmd.Process != nil {
+	if group && cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	switch {
@@ -221,6 +228,20 @@ func (r *Runner) exec(ctx context.Context, s *script.Script, args []string, stdo
 		return 127, fmt.Errorf("%s: cannot run %s: %w", s.Path, s.Runtime, err)
 	}
 	return 0, nil
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	// /dev/null is a character device too (a CI job's stdin, or none).
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 // relName shows a path relative to the working directory when it can.

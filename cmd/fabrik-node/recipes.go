@@ -79,13 +79,10 @@ func openInProcess(cfg config.Config, verbose bool) (*recipeSession, error) {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	n, err := node.New(node.Options{Role: config.RoleEdge, Config: cfg, Logger: log})
+	n, err := startWhenFree(cfg, log, lockWait)
 	if err != nil {
-		return nil, err
-	}
-	if err := n.Start(); err != nil {
-		if strings.Contains(err.Error(), "lock") {
-			return nil, fmt.Errorf("%w\n[fabrik] another process (a daemon?) holds %s: start it with its HTTP listener and set FABRIK_HTTP_URL or --url", err, cfg.Cache.Dir)
+		if isLocked(err) {
+			return nil, fmt.Errorf("%w\n[fabrik] another process holds %s (a daemon, or a run that did not finish within %s): point --url or FABRIK_HTTP_URL at the daemon's HTTP listener", err, cfg.Cache.Dir, lockWait)
 		}
 		return nil, fmt.Errorf("open the cache in-process: %w", err)
 	}
@@ -100,6 +97,32 @@ func openInProcess(cfg config.Config, verbose bool) (*recipeSession, error) {
 		n.Stop(ctx)
 	}}, nil
 }
+
+// lockWait is how long a run waits for another in-process run to release
+// the cache directory: parallel steps of one CI job share it in turn.
+const lockWait = 2 * time.Minute
+
+// startWhenFree starts the in-process node, retrying while another
+// process holds the store's directory lock.
+func startWhenFree(cfg config.Config, log *slog.Logger, wait time.Duration) (*node.Node, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		n, err := node.New(node.Options{Role: config.RoleEdge, Config: cfg, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		err = n.Start()
+		if err == nil {
+			return n, nil
+		}
+		if !isLocked(err) || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func isLocked(err error) bool { return strings.Contains(err.Error(), "Cannot acquire directory lock") }
 
 // waitUploads polls the upload queues' depth gauges until they are empty,
 // giving up after timeout or when nothing moved for stall (an unreachable

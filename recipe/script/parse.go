@@ -142,8 +142,8 @@ func Parse(path, abs string, content []byte) (*Script, error) {
 					return nil, errf("input: hash=%q: want content, mtime or size", h)
 				}
 			}
-			if pos[0] == "" {
-				return nil, errf("input: empty pattern")
+			if pos[0] == "" || filepath.IsAbs(pos[0]) {
+				return nil, errf("input %q: want a pattern relative to the script's directory (../ reaches outside it)", pos[0])
 			}
 			s.Inputs = append(s.Inputs, Input{Pattern: pos[0], Hash: mode, Line: line})
 		case "output":

@@ -68,6 +68,7 @@ func TestParseErrorsNameFileAndLine(t *testing.T) {
 		{"#!/bin/sh\n#FABRIK input \"x\" mode=1\n", `build.sh:2: input: unknown property "mode"`},
 		{"#!/bin/sh\n#FABRIK input \"x\n", "build.sh:2: unterminated string"},
 		{"#!/bin/sh\n#FABRIK output \"../x\"\n", "build.sh:2: output"},
+		{"#!/bin/sh\n#FABRIK input \"/etc/passwd\"\n", "build.sh:2: input \"/etc/passwd\": want a pattern relative"},
 		{"#!/bin/sh\n#FABRIK cache ttl=\"soon\"\n", "build.sh:2: cache: ttl="},
 		{"#!/bin/sh\n#FABRIK cache forever\n", `build.sh:2: cache: unknown word "forever"`},
 		{"#!/bin/sh\n#FABRIK cache\n", "build.sh:2: cache: want"},

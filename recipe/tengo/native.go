@@ -191,6 +191,11 @@ func parseMeta(o tg.Object, where string, targetLevel bool) (meta, error) {
 			m.Description = s.Value
 		case "inputs":
 			m.Inputs, err = strs(v, where+".inputs")
+			for _, in := range m.Inputs {
+				if in == "" || filepath.IsAbs(in) {
+					return m, fmt.Errorf("%s.inputs: %q must be a pattern relative to the recipe's directory", where, in)
+				}
+			}
 		case "outputs":
 			m.Outputs, err = strs(v, where+".outputs")
 			for _, out := range m.Outputs {

@@ -269,3 +269,50 @@ func TestRecipeMalformedAnnotation(t *testing.T) {
 		t.Fatal("a malformed script ran")
 	}
 }
+
+// A chain of three scripts on the real binary: changing the middle one's
+// input re-runs it and the last, and the first is a hit; an env change is a
+// miss.
+func TestRecipeChainAndEnv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) {
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755)
+	}
+	write("a.in", "A")
+	write("b.in", "B1")
+	write("a.sh", "#!/bin/sh\n#FABRIK input \"a.in\"\n#FABRIK output \"a.out\"\necho a >> runs.log\ncat a.in > a.out\n")
+	write("b.sh", "#!/bin/sh\n#FABRIK input \"b.in\"\n#FABRIK depends \"a.sh\" use-outputs=#true\n#FABRIK output \"b.out\"\necho b >> runs.log\ncat a.out b.in > b.out\n")
+	write("c.sh", "#!/bin/sh\n#FABRIK env \"FLAVOR\"\n#FABRIK depends \"b.sh\" use-outputs=#true\n#FABRIK output \"c.out\"\necho c >> runs.log\n{ cat b.out; echo \"$FLAVOR\"; } > c.out\n")
+	cacheDir := filepath.Join(t.TempDir(), "cache")
+	env := recipeEnv(cacheDir, "FLAVOR=plain")
+	statuses := func(out string) string {
+		var s []string
+		for _, l := range strings.Split(out, "\n") {
+			if i := strings.Index(l, "| "); i >= 0 && strings.Contains(l, "Cache key: script-") {
+				s = append(s, strings.Fields(l[i+2:])[0])
+			}
+		}
+		return strings.Join(s, ",")
+	}
+	if got := statuses(fabrikRun(t, dir, env, "run", "c.sh")); got != "MISS,MISS,MISS" {
+		t.Fatalf("first run: %s", got)
+	}
+	if got := statuses(fabrikRun(t, dir, env, "run", "c.sh")); got != "HIT,HIT,HIT" {
+		t.Fatalf("second run: %s", got)
+	}
+	write("b.in", "B2")
+	if got := statuses(fabrikRun(t, dir, env, "run", "c.sh")); got != "HIT,MISS,MISS" {
+		t.Fatalf("after changing b.in: %s", got)
+	}
+	env = recipeEnv(cacheDir, "FLAVOR=spicy")
+	if got := statuses(fabrikRun(t, dir, env, "run", "c.sh")); got != "HIT,HIT,MISS" {
+		t.Fatalf("after changing FLAVOR: %s", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "runs.log")); string(b) != "a\nb\nc\nb\nc\nc\n" {
+		t.Fatalf("runs.log = %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "c.out")); string(b) != "AB2spicy\n" {
+		t.Fatalf("c.out = %q", b)
+	}
+}

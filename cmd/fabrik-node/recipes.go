@@ -189,4 +189,4 @@ func parseRecipeFlags(args []string, own map[string]*bool) (recipeFlags, []strin
 	return f, out, nil
 }
 
-var errUsage = errors.New("usage")
+var errUsage = errors.New("missing subcommand")

@@ -55,6 +55,8 @@ type Config struct {
 	Daemon DaemonConfig `toml:"daemon"`
 	// Events configures optional NATS publication of eviction and stats events.
 	Events EventsConfig `toml:"events"`
+	// Recipes configures `fabrik-node run` and the edge's /recipes/v1/ API.
+	Recipes RecipesConfig `toml:"recipes"`
 
 	// Path is the file the config was read from ("" for defaults only).
 	Path string `toml:"-"`
@@ -357,6 +359,27 @@ type EventsConfig struct {
 // Default returns the embedded defaults for a role: everything needed to run
 // with no config file at all. It reads XDG_CACHE_HOME and the home directory
 // of this process; Load uses the environment it is given instead.
+// RecipesConfig configures recipes: script recipes and Tengo recipes run
+// by `fabrik-node run`, cached through the node's tiers.
+type RecipesConfig struct {
+	// Enabled serves /recipes/v1/ on an edge's shared HTTP listener
+	// (default true): `fabrik-node run` stores through it while a daemon
+	// owns the cache directory.
+	Enabled *bool `toml:"enabled"`
+	// Timeout bounds one Tengo target's wall-clock time, commands it runs
+	// included (default 30m).
+	Timeout Duration `toml:"timeout"`
+	// MaxAllocs bounds the objects one Tengo target may allocate (default
+	// 10000000).
+	MaxAllocs int `toml:"max_allocs"`
+	// AllowOS gives Tengo recipes the os module (default false: recipes
+	// reach the world only through the fabrik module).
+	AllowOS bool `toml:"allow_os"`
+}
+
+// ServeAPI reports whether an edge serves /recipes/v1/.
+func (r RecipesConfig) ServeAPI() bool { return r.Enabled == nil || *r.Enabled }
+
 func Default(role Role) Config {
 	home, _ := os.UserHomeDir()
 	return defaults(role, os.Getenv, home)
@@ -402,6 +425,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			RequestTimeout: Duration(5 * time.Second),
 		},
 	}
+	c.Recipes = RecipesConfig{Timeout: Duration(30 * time.Minute), MaxAllocs: 10_000_000}
 	if role == RoleRegional {
 		c.BuildTools.Enabled = nil
 		c.Fabrik.Enabled = true

@@ -110,6 +110,8 @@ func Validate(c *Config) []Problem {
 	nonNegative("runtime.max_connections", int64(c.Runtime.MaxConnections), "a limit")
 	nonNegative("runtime.idle_timeout", int64(c.Runtime.IdleTimeout), "a duration")
 	nonNegative("runtime.read_header_timeout", int64(c.Runtime.ReadHeaderTimeout), "a duration")
+	nonNegative("recipes.timeout", int64(c.Recipes.Timeout), "a duration")
+	nonNegative("recipes.max_allocs", int64(c.Recipes.MaxAllocs), "a limit")
 
 	bind("p2p.bind", c.P2P.Bind)
 	portRange("p2p.bind_port", c.P2P.BindPort, add)

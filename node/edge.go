@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -19,9 +20,11 @@ import (
 	"github.com/tuist/fabrik-node/adapters/gradle"
 	"github.com/tuist/fabrik-node/adapters/httpfront"
 	"github.com/tuist/fabrik-node/adapters/nx"
+	"github.com/tuist/fabrik-node/adapters/recipes"
 	"github.com/tuist/fabrik-node/adapters/turbo"
 	"github.com/tuist/fabrik-node/adapters/webdav"
 	"github.com/tuist/fabrik-node/config"
+	"github.com/tuist/fabrik-node/recipe/backend"
 )
 
 // startEdgeAdapters gives each enabled HTTP adapter an actor that mounts
@@ -74,6 +77,16 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 				return err
 			}
 		}
+	}
+	// The recipes API is not a build tool: [recipes] enabled turns it on
+	// (default), and it shares the HTTP listener of the build tools.
+	if n.cfg.Recipes.ServeAPI() && bt.HTTPBind != "" {
+		routes := recipes.New(n.cache, recipes.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log,
+			LedgerPath: filepath.Join(n.cfg.Cache.Dir, backend.LedgerFile)})
+		if err := n.mountAdapter("recipes", routes, shared); err != nil {
+			return err
+		}
+		sharedUsed = true
 	}
 	if sharedUsed {
 		if err := n.serveHTTP("http", bt.HTTPBind, shared, grace); err != nil {

@@ -47,6 +47,8 @@ func bazelCommand(args []string, cwd string) int {
 	// A one-shot edge must not collide with a daemon on the usual ports.
 	cfg.Observability.HealthBind, cfg.Observability.APIBind, cfg.Observability.MetricsBind = "", "", ""
 	cfg.Fabrik.Enabled = false
+	noRecipes := false
+	cfg.Recipes.Enabled = &noRecipes
 
 	level := new(slog.LevelVar)
 	level.Set(slog.LevelWarn)

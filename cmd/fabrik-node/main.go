@@ -20,6 +20,9 @@ Usage:
   fabrik-node bazel [--config-...] -- <bazel args>   run bazel with a cache on a loopback port
   fabrik-node config validate|generate|show ...
   fabrik-node health [--url URL] check a running node's /health
+  fabrik-node run [--dry-run|--verbose|--no-cache|--clean|--list] RECIPE [TARGET] [-- ARGS]
+                                run a script recipe (#FABRIK annotations) or a Tengo recipe, cached
+  fabrik-node cache status SCRIPT | clean [SCRIPT] | list | stats   recipe cache entries
   fabrik-node --version
 
 Configuration precedence: --config-* flags > FABRIK_CONFIG_* env > config file > defaults.
@@ -47,6 +50,10 @@ func run(args []string) int {
 			return healthCommand(args[1:])
 		case "bazel":
 			return bazelCommand(args[1:], cwd)
+		case "run":
+			return runCommand(args[1:], cwd)
+		case "cache":
+			return cacheCommand(args[1:], cwd)
 		case "daemon":
 			return serve(append([]string{"--role", "edge"}, args[1:]...), cwd)
 		case "server":

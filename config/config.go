@@ -309,7 +309,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second)},
 		BuildTools: BuildToolsConfig{
-			Enabled:  []string{"gradle", "bazel", "nx", "turborepo"},
+			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "buildkit"},
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
 		},

@@ -300,7 +300,7 @@ func (n *Node) Apply(cfg config.Config) error {
 // accepts in its config but does not run yet, rather than ignoring them
 // silently.
 func (n *Node) warnUnimplemented() {
-	for _, tool := range []string{"sccache", "buildkit"} {
+	for _, tool := range []string{"sccache"} {
 		if n.opts.Role == config.RoleEdge && slices.Contains(n.cfg.BuildTools.Enabled, tool) {
 			n.log.Warn("build tool adapter not available in this version; ignored", "tool", tool)
 		}

@@ -112,17 +112,3 @@ type desc struct {
 func descOf(mediaType string, b []byte) desc {
 	return desc{MediaType: mediaType, Digest: digest(b), Size: len(b)}
 }
-
-func imageManifest(config desc, layers []desc, subject *desc) []byte {
-	m := map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-		"config":        config,
-		"layers":        layers,
-	}
-	if subject != nil {
-		m["subject"] = subject
-	}
-	b, _ := json.Marshal(m)
-	return b
-}

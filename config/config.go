@@ -178,7 +178,8 @@ type BuildToolsConfig struct {
 type ToolConfig struct {
 	// Port (0 = the shared listener; for `fabrik-node bazel`, 0 = random).
 	Port int `toml:"port"`
-	// Bind is the address to listen on with Port (default 127.0.0.1).
+	// Bind is the address to listen on with Port (default 127.0.0.1), or a
+	// whole "host:port", which gives the tool its own listener by itself.
 	Bind string `toml:"bind"`
 	// AutoConfigure exports the tool's cache URL (GRADLE_BUILD_CACHE_URL...)
 	// to commands the node wraps (default true).

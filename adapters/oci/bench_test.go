@@ -194,4 +194,3 @@ func BenchmarkCacheExport200Layers(b *testing.B) {
 	}
 	b.ReportMetric(float64(layers*b.N)/b.Elapsed().Seconds(), "layers/s")
 }
-

@@ -3,6 +3,7 @@ package oci
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -123,4 +124,56 @@ func TestUploadResumesAfterTruncatedChunk(t *testing.T) {
 	}
 	e.do("PATCH", loc, layer[1000:], "Content-Range: 1000-3999").want(t, 202)
 	e.do("PUT", loc+"?digest="+digest(layer), nil).want(t, 201)
+}
+
+// BuildKit pushes layers in parallel, and parallel builds push the same
+// layers: every concurrent push of one blob succeeds and one copy is kept.
+func TestConcurrentPushes(t *testing.T) {
+	e := start(t, Options{})
+	layer := adaptertest.RandomBytes(t, 200_000)
+	d := digest(layer)
+	done := make(chan int, 16)
+	for i := range 16 {
+		go func() {
+			if i%2 == 0 {
+				done <- e.status("POST", "/v2/app/blobs/uploads/?digest="+d, layer)
+				return
+			}
+			resp, err := http.Post(e.url+"/v2/app/blobs/uploads/", "", nil)
+			if err != nil {
+				done <- -1
+				return
+			}
+			resp.Body.Close()
+			loc := resp.Header.Get("Location")
+			if s := e.status("PATCH", loc, layer[:100_000]); s != 202 {
+				done <- s
+				return
+			}
+			done <- e.status("PUT", loc+"?digest="+d, layer[100_000:])
+		}()
+	}
+	for range 16 {
+		if s := <-done; s != 201 {
+			t.Fatalf("concurrent push answered %d", s)
+		}
+	}
+	if g := e.do("GET", "/v2/app/blobs/"+d, nil).want(t, 200); !bytes.Equal(g.body, layer) {
+		t.Fatal("wrong bytes after concurrent pushes")
+	}
+}
+
+// status sends one request and returns its status only, so it may run off
+// the test goroutine (-1: no answer).
+func (e *env) status(method, path string, body []byte) int {
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -44,10 +44,10 @@ func tool(t *testing.T, env []string, bin string, args ...string) string {
 }
 
 // pushImage builds and pushes a two-layer image with crane.
-func pushImage(t *testing.T, crane, ref string, env ...string) {
+func pushImage(t *testing.T, crane, ref, build string, env ...string) {
 	t.Helper()
 	dir := t.TempDir()
-	l1 := layerTar(t, dir, "l1.tar", map[string]string{"app/one.txt": "first layer " + ref})
+	l1 := layerTar(t, dir, "l1.tar", map[string]string{"app/one.txt": "first layer " + ref + " " + build})
 	l2 := layerTar(t, dir, "l2.tar", map[string]string{"app/two.txt": strings.Repeat("second layer ", 50_000)})
 	tool(t, env, crane, "append", "--insecure", "-f", l1, "-f", l2, "-t", ref)
 }
@@ -63,7 +63,7 @@ func TestOCICraneTwoEdges(t *testing.T) {
 	b := harness.StartNodeWith(t, upstream)
 
 	ref := a.HTTPAddr + "/team/app:v1"
-	pushImage(t, crane, ref)
+	pushImage(t, crane, ref, "build 1")
 	want := tool(t, nil, crane, "digest", "--insecure", ref)
 	if got := tool(t, nil, crane, "ls", "--insecure", a.HTTPAddr+"/team/app"); got != "v1" {
 		t.Fatalf("crane ls: %q, want v1", got)
@@ -102,6 +102,24 @@ func TestOCICraneTwoEdges(t *testing.T) {
 		t.Fatalf("crane ls after copy: %q", got)
 	}
 	tool(t, nil, crane, "delete", "--insecure", a.HTTPAddr+"/team/app:v2")
+
+	// The next build re-pushes the tag through A: B, which holds a copy of
+	// the old tag, must follow it to the new manifest.
+	pushImage(t, crane, ref, "build 2")
+	moved := tool(t, nil, crane, "digest", "--insecure", ref)
+	if moved == want {
+		t.Fatal("the second build pushed the same image")
+	}
+	if !waitFor(30*time.Second, func() bool {
+		out, err := harness.Run(t, t.TempDir(), nil, crane, "digest", "--insecure", bref)
+		got = strings.TrimSpace(out)
+		return err == nil && got == moved
+	}) {
+		t.Fatalf("edge B still resolves %s to %s, edge A pushed %s", bref, got, moved)
+	}
+	if files := tool(t, nil, crane, "export", "--insecure", bref, "-"); !strings.Contains(files, "build 2") {
+		t.Fatal("edge B serves the moved tag's manifest but not its layers")
+	}
 }
 
 // oras pushes an artifact, pulls it back, attaches a referrer to it and
@@ -148,7 +166,7 @@ func TestOCISkopeo(t *testing.T) {
 	crane := harness.RequireTool(t, "crane")
 	n := harness.StartNode(t, nil, nil)
 	src := n.HTTPAddr + "/team/app:v1"
-	pushImage(t, crane, src)
+	pushImage(t, crane, src, "build 1")
 
 	d1, d2 := filepath.Join(t.TempDir(), "d1"), filepath.Join(t.TempDir(), "d2")
 	tool(t, nil, skopeo, "--insecure-policy", "copy", "--src-tls-verify=false", "docker://"+src, "dir:"+d1)
@@ -182,7 +200,7 @@ func TestOCIAuth(t *testing.T) {
 	anonymous := []string{"DOCKER_CONFIG=" + t.TempDir()}
 	tool(t, loggedIn, crane, "auth", "login", n.HTTPAddr, "-u", "ci", "-p", token)
 	ref := n.HTTPAddr + "/team/app:v1"
-	pushImage(t, crane, ref, loggedIn...)
+	pushImage(t, crane, ref, "build 1", loggedIn...)
 	tool(t, loggedIn, crane, "digest", "--insecure", ref)
 	out, err := harness.Run(t, t.TempDir(), anonymous, crane, "digest", "--insecure", ref)
 	if err == nil || !strings.Contains(out, "UNAUTHORIZED") {

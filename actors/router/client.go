@@ -43,7 +43,21 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 }
 
 func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
-	res, err := c.router.Ask(ctx, &messages.Stat{Ref: ref})
+	return c.stat(ctx, &messages.Stat{Ref: ref})
+}
+
+// StatLocal asks the local tier only (adapters.TierStat).
+func (c *Cache) StatLocal(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+	return c.stat(ctx, &messages.Stat{Ref: ref, LocalOnly: true})
+}
+
+// StatUpstream asks the upstreams only (adapters.TierStat).
+func (c *Cache) StatUpstream(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+	return c.stat(ctx, &messages.Stat{Ref: ref, UpstreamOnly: true})
+}
+
+func (c *Cache) stat(ctx context.Context, m *messages.Stat) (*messages.StatResult, error) {
+	res, err := c.router.Ask(ctx, m)
 	if err != nil {
 		return &messages.StatResult{}, nil
 	}
@@ -82,4 +96,7 @@ func (c *Cache) Delete(ctx context.Context, ref messages.Ref) error {
 	return nil
 }
 
-var _ adapters.Cache = (*Cache)(nil)
+var (
+	_ adapters.Cache    = (*Cache)(nil)
+	_ adapters.TierStat = (*Cache)(nil)
+)

@@ -3,6 +3,7 @@ package oci
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,6 +23,10 @@ const (
 	attrSubject      = "subject"
 	attrArtifactType = "artifact-type"
 	attrAnnotations  = "annotations"
+	// attrPushedAt (tags only) is when the tag was pushed, in Unix
+	// nanoseconds of the pushing node's clock: of two copies of a tag (this
+	// edge's, an upstream's), the later push wins.
+	attrPushedAt = "pushed-at"
 )
 
 // maxAnnotations bounds the annotations kept for the referrers listing;
@@ -78,12 +83,24 @@ func (a *Adapter) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 	if !ok {
 		return
 	}
+	refs := []messages.Ref{ref}
+	if moved, ok := a.movedTag(r, rt, ref); ok {
+		// Another edge moved the tag: read the manifest it points to now,
+		// and the tag itself only if that manifest cannot be found.
+		refs = []messages.Ref{moved, ref}
+	}
 	var (
 		meta messages.Meta
 		res  *messages.GetResult
 	)
 	if r.Method == http.MethodHead {
-		st, err := a.cache.Stat(r.Context(), ref)
+		var st *messages.StatResult
+		var err error
+		for _, ref := range refs {
+			if st, err = a.cache.Stat(r.Context(), ref); err == nil && st.Found {
+				break
+			}
+		}
 		if err != nil || !st.Found {
 			writeError(w, r, http.StatusNotFound, codeManifestUnknown, "manifest unknown")
 			return
@@ -91,7 +108,11 @@ func (a *Adapter) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		meta = st.Meta
 	} else {
 		var err error
-		res, err = a.cache.Get(r.Context(), ref)
+		for _, ref := range refs {
+			if res, err = a.cache.Get(r.Context(), ref); err == nil && res.Found {
+				break
+			}
+		}
 		if err != nil || !res.Found {
 			a.count(false)
 			writeError(w, r, http.StatusNotFound, codeManifestUnknown, "manifest unknown")
@@ -118,6 +139,33 @@ func (a *Adapter) getManifest(w http.ResponseWriter, r *http.Request, rt route) 
 			a.opts.Logger.Debug("oci: manifest response aborted", "repo", rt.name, "ref", rt.arg, "err", err)
 		}
 	}
+}
+
+// movedTag checks a tag against the upstreams: reads go to the local tier
+// first, and an edge that once read a tag through its upstream holds a
+// copy, which another edge's push (BuildKit re-pushes its cache ref every
+// build) does not replace. When an upstream holds a later push of the tag,
+// movedTag returns the ref of the manifest it points to. One upstream Stat
+// per tag read: a build resolves its cache ref once.
+func (a *Adapter) movedTag(r *http.Request, rt route, ref messages.Ref) (messages.Ref, bool) {
+	ts, ok := a.cache.(adapters.TierStat)
+	if !ok || ref.Namespace != tagsNS(rt.name) {
+		return messages.Ref{}, false
+	}
+	up, err := ts.StatUpstream(r.Context(), ref)
+	if err != nil || !up.Found {
+		return messages.Ref{}, false
+	}
+	local, err := ts.StatLocal(r.Context(), ref)
+	if err == nil && local.Found && (local.Meta.Hash == up.Meta.Hash || pushedAt(local.Meta) >= pushedAt(up.Meta)) {
+		return messages.Ref{}, false
+	}
+	return messages.Ref{Namespace: manifestsNS(rt.name), Key: up.Meta.Hash}, true
+}
+
+func pushedAt(m messages.Meta) int64 {
+	n, _ := strconv.ParseInt(m.Attrs[attrPushedAt], 10, 64)
+	return n
 }
 
 // limitedBuffer keeps up to max bytes of what is written to it; the
@@ -191,7 +239,9 @@ func (a *Adapter) putManifest(w http.ResponseWriter, r *http.Request, rt route) 
 		// The tag is a key of its own resolving to the same blob; a
 		// re-push moves it, and the manifest it pointed to stays
 		// addressable by digest until evicted.
-		res = adapters.Store(r.Context(), a.cache, ref, meta, adapters.Upload{
+		tag := messages.Meta{BuildSystem: buildSystem, Attrs: maps.Clone(meta.Attrs)}
+		tag.Attrs[attrPushedAt] = strconv.FormatInt(time.Now().UnixNano(), 10)
+		res = adapters.Store(r.Context(), a.cache, ref, tag, adapters.Upload{
 			Body: bytes.NewReader(raw.Bytes()), Length: int64(raw.Len()), Hash: hex, Max: limit,
 		})
 	}

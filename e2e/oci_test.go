@@ -52,6 +52,15 @@ func pushImage(t *testing.T, crane, ref, build string, env ...string) {
 	tool(t, env, crane, "append", "--insecure", "-f", l1, "-f", l2, "-t", ref)
 }
 
+// bigManifest grows ref's manifest past 64 KiB with an annotation, as a
+// BuildKit cache manifest with hundreds of layers is: an edge reading it
+// through its upstream then keeps a local copy of the tag (smaller bodies
+// are sent without reading to EOF, which is what completes a write-back).
+func bigManifest(t *testing.T, crane, ref string) {
+	t.Helper()
+	tool(t, nil, crane, "mutate", "--insecure", "-a", "org.example.pad="+strings.Repeat("x", 70_000), "-t", ref, ref)
+}
+
 // crane pushes an image to edge A; edge B, sharing A's regional, pulls it
 // and copies it between the two; every copy has the same digest and files.
 func TestOCICraneTwoEdges(t *testing.T) {
@@ -64,6 +73,7 @@ func TestOCICraneTwoEdges(t *testing.T) {
 
 	ref := a.HTTPAddr + "/team/app:v1"
 	pushImage(t, crane, ref, "build 1")
+	bigManifest(t, crane, ref)
 	want := tool(t, nil, crane, "digest", "--insecure", ref)
 	if got := tool(t, nil, crane, "ls", "--insecure", a.HTTPAddr+"/team/app"); got != "v1" {
 		t.Fatalf("crane ls: %q, want v1", got)
@@ -106,6 +116,7 @@ func TestOCICraneTwoEdges(t *testing.T) {
 	// The next build re-pushes the tag through A: B, which holds a copy of
 	// the old tag, must follow it to the new manifest.
 	pushImage(t, crane, ref, "build 2")
+	bigManifest(t, crane, ref)
 	moved := tool(t, nil, crane, "digest", "--insecure", ref)
 	if moved == want {
 		t.Fatal("the second build pushed the same image")

@@ -194,7 +194,8 @@ type BuildToolsConfig struct {
 type ToolConfig struct {
 	// Port (0 = the shared listener; for `fabrik-node bazel`, 0 = random).
 	Port int `toml:"port"`
-	// Bind is the address to listen on with Port (default 127.0.0.1).
+	// Bind is the address to listen on with Port (default 127.0.0.1), or a
+	// whole "host:port", which gives the tool its own listener by itself.
 	Bind string `toml:"bind"`
 	// AutoConfigure exports the tool's cache URL (GRADLE_BUILD_CACHE_URL...)
 	// to commands the node wraps (default true).
@@ -397,7 +398,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second), TenantClaim: "project_id"},
 		BuildTools: BuildToolsConfig{
-			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "sccache", "ccache"},
+			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "sccache", "ccache", "buildkit"},
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
 			Sccache: SccacheConfig{

@@ -171,7 +171,7 @@ func rcloneMust(t *testing.T, davURL string, extra []string, args ...string) str
 
 // sameTree fails unless every file under want is under got with the same
 // bytes, and got holds nothing else.
-func sameTree(t *testing.T, want, got string) {
+func sameFiles(t *testing.T, want, got string) {
 	t.Helper()
 	files := func(root string) map[string][]byte {
 		m := map[string][]byte{}
@@ -213,7 +213,7 @@ func TestWebDAVRclone(t *testing.T) {
 	mustContain(t, rcloneMust(t, dav, nil, "check", src, ":webdav:proj"), "5 matching files")
 	back := t.TempDir()
 	rcloneMust(t, dav, nil, "copy", ":webdav:proj", back)
-	sameTree(t, src, back)
+	sameFiles(t, src, back)
 
 	rcloneMust(t, dav, nil, "purge", ":webdav:proj/sub")
 	ls = rcloneMust(t, dav, nil, "ls", ":webdav:proj")
@@ -245,7 +245,7 @@ func TestWebDAVRcloneAuth(t *testing.T) {
 	rcloneMust(t, dav, basic, "copy", src, ":webdav:basic")
 	back := t.TempDir()
 	rcloneMust(t, dav, basic, "copy", ":webdav:bearer", back)
-	sameTree(t, src, back)
+	sameFiles(t, src, back)
 
 	before := scrape(t, n, rw)["fabrik_cache_objects"]
 	readOnly := []string{"--webdav-bearer-token", ro}

@@ -76,6 +76,9 @@ type Stat struct {
 	// LocalOnly limits the check to the local tier (cheap existence checks
 	// such as Bazel's FindMissingBlobs on a hot path may want this).
 	LocalOnly bool
+	// UpstreamOnly skips the local tier: the upstreams' view of a mutable
+	// key (an OCI tag another edge may have moved).
+	UpstreamOnly bool
 }
 
 // StatResult answers Stat.

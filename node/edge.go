@@ -21,6 +21,7 @@ import (
 	"github.com/tuist/fabrik-node/adapters/httpfront"
 	"github.com/tuist/fabrik-node/adapters/nx"
 	"github.com/tuist/fabrik-node/adapters/recipes"
+	"github.com/tuist/fabrik-node/adapters/oci"
 	"github.com/tuist/fabrik-node/adapters/turbo"
 	"github.com/tuist/fabrik-node/adapters/webdav"
 	"github.com/tuist/fabrik-node/config"
@@ -56,6 +57,11 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 		{"ccache", bt.Ccache, func() httpfront.Routes {
 			return ccache.New(n.cache, ccache.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
 		}},
+		{"buildkit", bt.Buildkit, func() httpfront.Routes {
+			a := oci.New(n.cache, oci.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(oci.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
+			n.closers = append(n.closers, a.Close)
+			return a
+		}},
 	}
 	shared := httpfront.New()
 	sharedUsed := false
@@ -64,7 +70,7 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 			continue
 		}
 		front, listenerName, addr := shared, "http", bt.HTTPBind
-		if a.tool.Port != 0 {
+		if a.tool.Port != 0 || hasPort(a.tool.Bind) {
 			front, listenerName, addr = httpfront.New(), a.name, toolAddr(a.tool)
 		} else {
 			sharedUsed = true
@@ -127,11 +133,20 @@ func (n *Node) mountAdapter(name string, routes httpfront.Routes, front *httpfro
 
 // toolAddr is the address of an adapter with its own port.
 func toolAddr(t config.ToolConfig) string {
+	if hasPort(t.Bind) {
+		return t.Bind // bind = "host:port" (the buildkit registry's own listener)
+	}
 	bind := t.Bind
 	if bind == "" {
 		bind = "127.0.0.1"
 	}
 	return net.JoinHostPort(bind, strconv.Itoa(t.Port))
+}
+
+// hasPort reports whether a tool's bind is a whole address ("host:port").
+func hasPort(bind string) bool {
+	_, port, err := net.SplitHostPort(bind)
+	return err == nil && port != ""
 }
 
 // startBazel serves REAPI on addr. The message limit leaves room above the

@@ -311,11 +311,6 @@ func (n *Node) Apply(cfg config.Config) error {
 // accepts in its config but does not run yet, rather than ignoring them
 // silently.
 func (n *Node) warnUnimplemented() {
-	for _, tool := range []string{"buildkit"} {
-		if n.opts.Role == config.RoleEdge && slices.Contains(n.cfg.BuildTools.Enabled, tool) {
-			n.log.Warn("build tool adapter not available in this version; ignored", "tool", tool)
-		}
-	}
 	if n.cfg.P2P.Enabled {
 		n.log.Warn("p2p is not available in this version; ignored")
 	}

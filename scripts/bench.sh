@@ -25,7 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GO=${GO:-go}
 BENCHTIME=${BENCHTIME:-300ms}
 FSYNC=${BENCH_FSYNC:-false}
-GO_PKGS=(./store ./auth ./adapters/bazel ./adapters/turbo ./adapters/s3api ./tier/fabrik ./tier/s3)
+GO_PKGS=(./store ./auth ./adapters/bazel ./adapters/turbo ./adapters/s3api ./adapters/oci ./tier/fabrik ./tier/s3)
 # Benchmarks whose every iteration is seconds of setup (rebuilding a 100k
 # entry index) run a fixed count instead of for BENCHTIME.
 SLOW_BENCH=${BENCH_SLOW:-Rebuild100k}

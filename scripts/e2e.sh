@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tests: real Gradle, Bazel, Nx and Turborepo (and MinIO,
-# NATS) against real fabrik-node processes. Installs the tools first, then
+# NATS, and the registry clients crane, oras and skopeo) against real
+# fabrik-node processes. Installs the tools first, then
 # requires them: after an install, a missing tool is a failure, not a skip.
 #
 # Usage: scripts/e2e.sh [go test flags...]   e.g. scripts/e2e.sh -run Gradle -v
@@ -14,6 +15,10 @@ bash scripts/install-tools.sh all
 # The ccache and WebDAV (rclone) tests drive these from PATH.
 for tool in ccache gcc rclone; do
   command -v "$tool" >/dev/null 2>&1 || { echo "[fabrik] ERROR: $tool missing after install-tools.sh" >&2; exit 1; }
+done
+# The registry clients of the BuildKit cache tests live outside PATH.
+for t in "${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}/crane" "${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}/oras" "$(command -v skopeo || echo skopeo)"; do
+  [ -x "$t" ] || { echo "[fabrik] ERROR: $t missing after install-tools.sh" >&2; exit 1; }
 done
 export FABRIK_E2E_REQUIRE="${FABRIK_E2E_REQUIRE:-1}"
 # The S3 API's clients: Debian's awscli 2.x (not a pip 1.x on PATH) and s3cmd.

@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -23,6 +23,9 @@
 #   ccache      apt packages ccache (4.7.5, built with http-storage) and gcc  /usr/bin/ccache, /usr/bin/gcc
 #   rclone      apt package rclone (1.60; the WebDAV client of the e2e tests) /usr/bin/rclone
 #   s3clients   apt packages awscli (2.x) and s3cmd: the S3 API's clients  /usr/bin/aws, /usr/bin/s3cmd
+#   registry    OCI clients for the BuildKit registry cache tests:
+#               crane and oras (go install, pinned)                $FABRIK_TOOLS_BIN/{crane,oras}
+#               skopeo (apt)                                        /usr/bin/skopeo
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -140,6 +143,32 @@ install_rclone() {
   apt_install rclone rclone
 }
 
+# Pinned registry clients; change the versions deliberately (the module
+# proxy must serve them).
+CRANE_VERSION="${CRANE_VERSION:-v0.22.1}"
+ORAS_VERSION="${ORAS_VERSION:-v1.3.6}"
+
+# go_install_pinned NAME PACKAGE VERSION: go install into FABRIK_TOOLS_BIN
+# unless the binary there was already built from that module version.
+go_install_pinned() {
+  local name="$1" pkg="$2" version="$3" bin_dir="${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}"
+  mkdir -p "$bin_dir"
+  if [ -x "$bin_dir/$name" ] && go version -m "$bin_dir/$name" 2>/dev/null | grep -q "[[:space:]]$version[[:space:]]"; then
+    say "$name $version already installed: $bin_dir/$name"
+    return 0
+  fi
+  say "installing $name $version into $bin_dir (go install, log: $LOG)"
+  GOBIN="$bin_dir" GOFLAGS=-mod=mod go install "$pkg@$version" >>"$LOG" 2>&1 ||
+    { tail -n 30 "$LOG" >&2; die "go install $pkg@$version failed, see $LOG"; }
+  say "$name installed: $bin_dir/$name"
+}
+
+install_registry() {
+  go_install_pinned crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
+  go_install_pinned oras oras.land/oras/cmd/oras "$ORAS_VERSION"
+  apt_install skopeo skopeo
+}
+
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(all)
 for t in "${targets[@]}"; do
@@ -152,6 +181,7 @@ for t in "${targets[@]}"; do
   ccache) install_ccache ;;
   rclone) install_rclone ;;
   s3clients | awscli | s3cmd) install_s3clients ;;
+  registry | crane | oras | skopeo) install_registry ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -164,13 +194,14 @@ for t in "${targets[@]}"; do
     install_ccache
     install_rclone
     install_s3clients
+    install_registry
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients, registry or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 
@@ -14,18 +13,22 @@ import (
 // Keys calls fn, in ascending byte order, with every key of namespace that
 // starts with prefix and sorts after after ("" = from the first), until fn
 // returns false. It is a read-only Badger prefix scan of the k/ entries
-// (values are a few dozen bytes, inline in the LSM tree): it counts no
-// access, so listing a bucket never makes its objects look popular. Keys
-// committed or evicted during the scan may or may not be seen.
+// (values are a few dozen bytes, inline in the LSM tree); keys whose blob
+// has left the store are skipped. It counts no access, so listing a bucket
+// or a repository's tags never makes its objects look popular. Keys
+// committed or evicted during the scan may or may not be seen. Protocols
+// that enumerate what they stored (S3 ListObjects, OCI tags and referrers)
+// use it.
 func (s *Store) Keys(namespace, prefix, after string, fn func(key string, meta messages.Meta) bool) error {
-	if namespace == "" || strings.Contains(namespace, keySep) || strings.Contains(prefix, keySep) {
+	if namespace == "" || strings.Contains(namespace, keySep) || strings.Contains(prefix, keySep) || strings.Contains(after, keySep) {
 		return fmt.Errorf("store: list %q: %w", namespace, tier.ErrInvalid)
 	}
-	base := []byte(prefixKey + namespace + keySep)
+	base := keyIndexKey([]byte(namespace + keySep))
 	scan := append(append([]byte{}, base...), prefix...)
 	start := scan
-	if after > prefix {
-		// Seek just past after: after+"\x00" is the smallest key above it.
+	if after != "" && after >= prefix {
+		// Seek just past after: after+"\x00" is the smallest key above it
+		// (NUL cannot appear in keys).
 		start = append(append(append([]byte{}, base...), after...), 0)
 	}
 	return s.db.View(func(txn *badger.Txn) error {
@@ -36,22 +39,25 @@ func (s *Store) Keys(namespace, prefix, after string, fn func(key string, meta m
 		defer it.Close()
 		for it.Seek(start); it.ValidForPrefix(scan); it.Next() {
 			item := it.Item()
-			key := string(bytes.TrimPrefix(item.Key(), base))
+			key := string(item.Key()[len(base):])
 			if key <= after {
 				continue
 			}
 			var kv keyValue
-			err := item.Value(func(b []byte) error {
+			if err := item.Value(func(b []byte) error {
 				var err error
 				kv, err = decodeKeyValue(b)
 				return err
-			})
-			if err != nil {
+			}); err != nil {
 				return fmt.Errorf("store: list %s: read %q: %w", namespace, key, err)
 			}
-			m := messages.Meta{Hash: kv.hash.String(), Size: kv.size, BuildSystem: kv.buildSystem,
-				Attrs: kv.attrs, CreatedAt: unixTime(kv.created)}
-			if !fn(key, m) {
+			s.mu.Lock()
+			e, ok := s.idx.blobs[kv.hash]
+			s.mu.Unlock()
+			if !ok {
+				continue
+			}
+			if !fn(key, s.metaFor(kv.hash, e, &kv)) {
 				return nil
 			}
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"slices"
 	"testing"
 
@@ -48,5 +49,65 @@ func TestKeysListsOneNamespaceInOrder(t *testing.T) {
 	}
 	if err := s.Keys("", "", "", func(string, messages.Meta) bool { return true }); err == nil {
 		t.Fatal("listing the empty namespace succeeded")
+	}
+}
+
+// Paging as OCI tags/list does it: prefix, after, a limit; deleted keys are
+// not listed.
+func TestKeysPaged(t *testing.T) {
+	s := openStore(t, Options{})
+	for _, k := range []string{"b", "a", "c/1", "c/2", "d"} {
+		if _, err := s.PutReader(messages.Ref{Namespace: "oci/app/tags", Key: k}, messages.Meta{Attrs: map[string]string{"k": k}}, strings.NewReader("content "+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.PutReader(messages.Ref{Namespace: "oci/app/tagsx", Key: "z"}, messages.Meta{}, strings.NewReader("other namespace")); err != nil {
+		t.Fatal(err)
+	}
+	keys := func(prefix, after string, limit int) string {
+		t.Helper()
+		var out []string
+		err := s.Keys("oci/app/tags", prefix, after, func(key string, m messages.Meta) bool {
+			if len(out) == limit {
+				return false
+			}
+			if m.Attrs["k"] != key || m.Size != int64(len("content "+key)) {
+				t.Fatalf("entry %s has meta %+v", key, m)
+			}
+			out = append(out, key)
+			return len(out) < limit
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct {
+		prefix, after string
+		limit         int
+		want          string
+	}{
+		{"", "", 100, "a,b,c/1,c/2,d"},
+		{"", "", 2, "a,b"},
+		{"", "b", 2, "c/1,c/2"},
+		{"", "d", 10, ""},
+		{"c/", "", 10, "c/1,c/2"},
+		{"c/", "c/1", 10, "c/2"},
+		{"c/", "a", 10, "c/1,c/2"},
+		{"", "", 0, ""},
+	} {
+		if got := keys(c.prefix, c.after, c.limit); got != c.want {
+			t.Errorf("Keys(%q, %q, %d) = %q, want %q", c.prefix, c.after, c.limit, got, c.want)
+		}
+	}
+	// A deleted key is not listed.
+	if err := s.Delete(messages.Ref{Namespace: "oci/app/tags", Key: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys("", "", 100); got != "a,c/1,c/2,d" {
+		t.Fatalf("after delete: %q", got)
+	}
+	if err := s.Keys("", "", "", func(string, messages.Meta) bool { return true }); err == nil {
+		t.Fatal("an empty namespace was listed")
 	}
 }

@@ -47,8 +47,22 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 }
 
 func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
-	ref = tenant.Scope(ctx, ref)
-	res, err := c.router.Ask(ctx, &messages.Stat{Ref: ref})
+	return c.stat(ctx, &messages.Stat{Ref: ref})
+}
+
+// StatLocal asks the local tier only (adapters.TierStat).
+func (c *Cache) StatLocal(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+	return c.stat(ctx, &messages.Stat{Ref: ref, LocalOnly: true})
+}
+
+// StatUpstream asks the upstreams only (adapters.TierStat).
+func (c *Cache) StatUpstream(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
+	return c.stat(ctx, &messages.Stat{Ref: ref, UpstreamOnly: true})
+}
+
+func (c *Cache) stat(ctx context.Context, m *messages.Stat) (*messages.StatResult, error) {
+	m.Ref = tenant.Scope(ctx, m.Ref)
+	res, err := c.router.Ask(ctx, m)
 	if err != nil {
 		return &messages.StatResult{}, nil
 	}
@@ -95,9 +109,13 @@ var _ adapters.Cache = (*Cache)(nil)
 // directly, like Get's open: a read-only scan needs no ordering with the
 // actors' writes, and must not queue behind them in a mailbox.
 func (c *Cache) List(ctx context.Context, namespace, prefix, after string, fn func(key string, meta messages.Meta) bool) error {
+	namespace = tenant.Scope(ctx, messages.Ref{Namespace: namespace}).Namespace
 	return c.store.Keys(namespace, prefix, after, func(key string, meta messages.Meta) bool {
 		return ctx.Err() == nil && fn(key, meta)
 	})
 }
 
-var _ adapters.Lister = (*Cache)(nil)
+var (
+	_ adapters.Lister   = (*Cache)(nil)
+	_ adapters.TierStat = (*Cache)(nil)
+)

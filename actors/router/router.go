@@ -81,7 +81,11 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Get:
 		a.read(ctx, m, -1, time.Now())
 	case *messages.Stat:
-		a.stat(ctx, m, -1)
+		first := -1
+		if m.UpstreamOnly {
+			first = 0
+		}
+		a.stat(ctx, m, first)
 	case *messages.Put:
 		a.write(ctx, m)
 	case *messages.Delete:

@@ -65,7 +65,7 @@ func MustHaveTools() bool {
 
 // LookTool finds a tool where scripts/install-tools.sh puts it: npm tools in
 // the tools dir, nats-server in /usr/sbin (not on a non-root PATH), minio in
-// FABRIK_TOOLS_BIN; everything else on PATH.
+// FABRIK_TOOLS_BIN (crane and oras too); everything else on PATH.
 func LookTool(name string) (string, error) {
 	var candidates []string
 	switch name {
@@ -73,8 +73,8 @@ func LookTool(name string) (string, error) {
 		candidates = append(candidates, filepath.Join(NodeModulesDir(), ".bin", name))
 	case "nats-server":
 		candidates = append(candidates, "/usr/sbin/nats-server")
-	case "minio":
-		candidates = append(candidates, filepath.Join(toolsBinDir(), "minio"))
+	case "minio", "crane", "oras":
+		candidates = append(candidates, filepath.Join(toolsBinDir(), name))
 	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil

@@ -36,6 +36,9 @@ type Outcomes struct {
 	Method string
 	// Header is added to every upload (auth-free adapters need none).
 	Header http.Header
+	// Body is what every upload sends (at least 2 bytes); random when nil.
+	// A fixed body lets Path name its digest (OCI's ?digest=).
+	Body []byte
 }
 
 // Run checks every outcome.
@@ -56,7 +59,10 @@ func (o Outcomes) Run(t *testing.T) {
 		adapters.Unavailable: fmt.Errorf("ask: %w", actors.ErrStopped),
 		adapters.Internal:    fmt.Errorf("disk on fire"),
 	}
-	body := RandomBytes(t, 2048)
+	body := o.Body
+	if body == nil {
+		body = RandomBytes(t, 2048)
+	}
 	for i, oc := range adapters.Outcomes() {
 		t.Run(oc.String(), func(t *testing.T) {
 			cache := &countingCache{Cache: o.Cache, fail: forced[oc]}

@@ -1,0 +1,18 @@
+package adapters
+
+import (
+	"context"
+
+	"github.com/tuist/fabrik-node/messages"
+)
+
+// TierStat is what a Cache may offer for keys that change after they are
+// written (OCI tags, which every build re-pushes): the local tier's view
+// and the upstreams' view of a key, separately. A read through the router
+// serves the local copy first, and an edge that once read a tag through its
+// upstream would keep serving that copy after another edge moved the tag.
+// Adapters type-assert their Cache to it.
+type TierStat interface {
+	StatLocal(ctx context.Context, ref messages.Ref) (*messages.StatResult, error)
+	StatUpstream(ctx context.Context, ref messages.Ref) (*messages.StatResult, error)
+}

@@ -159,7 +159,7 @@ func (a AuthConfig) ResolveToken() (string, error) {
 // BuildToolsConfig configures the edge's adapters.
 type BuildToolsConfig struct {
 	// Enabled lists the adapters to run: gradle, bazel, nx, turborepo,
-	// sccache, buildkit. Default: all that are implemented.
+	// sccache, buildkit, gocache. Default: all that are implemented.
 	Enabled []string `toml:"enabled"`
 	// HTTPBind is the one HTTP listener shared by the HTTP adapters.
 	HTTPBind string `toml:"http_bind"`
@@ -172,6 +172,9 @@ type BuildToolsConfig struct {
 	Turborepo ToolConfig `toml:"turborepo"`
 	Sccache   ToolConfig `toml:"sccache"`
 	Buildkit  ToolConfig `toml:"buildkit"`
+	// Gocache is the go command's build cache under /gocache/, for
+	// `fabrik-node gocacheprog` (GOCACHEPROG).
+	Gocache ToolConfig `toml:"gocache"`
 }
 
 // ToolConfig gives one adapter its own listener instead of the shared one.
@@ -309,7 +312,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second)},
 		BuildTools: BuildToolsConfig{
-			Enabled:  []string{"gradle", "bazel", "nx", "turborepo"},
+			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "gocache"},
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
 		},

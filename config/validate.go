@@ -13,7 +13,7 @@ var (
 	EvictionPolicies = []string{"lru", "lfu", "ttl"}
 	LogLevels        = []string{"debug", "info", "warn", "error"}
 	LogFormats       = []string{"json", "text"}
-	BuildTools       = []string{"gradle", "bazel", "nx", "turborepo", "sccache", "buildkit"}
+	BuildTools       = []string{"gradle", "bazel", "nx", "turborepo", "sccache", "buildkit", "gocache"}
 	ConsentModes     = []string{"notify-once", "notify-always", "auto-approve", "disabled", "always-ask", "always-allow"}
 	UpstreamSchemes  = []string{"grpc", "grpcs", "s3"}
 )

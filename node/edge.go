@@ -15,6 +15,7 @@ import (
 	"github.com/tuist/fabrik-node/actors/adapter"
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/bazel"
+	"github.com/tuist/fabrik-node/adapters/gocache"
 	"github.com/tuist/fabrik-node/adapters/gradle"
 	"github.com/tuist/fabrik-node/adapters/httpfront"
 	"github.com/tuist/fabrik-node/adapters/nx"
@@ -42,6 +43,9 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 		}},
 		{"turborepo", bt.Turborepo, func() httpfront.Routes {
 			return turbo.New(n.cache, turbo.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(turbo.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
+		}},
+		{"gocache", bt.Gocache, func() httpfront.Routes {
+			return gocache.New(n.cache, gocache.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
 		}},
 	}
 	shared := httpfront.New()

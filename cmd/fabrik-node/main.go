@@ -20,6 +20,7 @@ Usage:
   fabrik-node bazel [--config-...] -- <bazel args>   run bazel with a cache on a loopback port
   fabrik-node config validate|generate|show ...
   fabrik-node health [--url URL] check a running node's /health
+  fabrik-node gocacheprog [--url URL] [--dir DIR]   the go command's GOCACHEPROG helper
   fabrik-node --version
 
 Configuration precedence: --config-* flags > FABRIK_CONFIG_* env > config file > defaults.
@@ -47,6 +48,8 @@ func run(args []string) int {
 			return healthCommand(args[1:])
 		case "bazel":
 			return bazelCommand(args[1:], cwd)
+		case "gocacheprog":
+			return gocacheprogCommand(args[1:])
 		case "daemon":
 			return serve(append([]string{"--role", "edge"}, args[1:]...), cwd)
 		case "server":

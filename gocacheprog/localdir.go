@@ -169,7 +169,12 @@ func (d *LocalDir) Put(action, outputID []byte, size int64, when time.Time, body
 	if err != nil {
 		return Entry{}, "", fmt.Errorf("local cache: %w", err)
 	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
+	installed := false
+	defer func() {
+		if !installed {
+			os.Remove(tmp.Name())
+		}
+	}()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(tmp, h), body)
 	if cerr := tmp.Close(); err == nil {
@@ -187,9 +192,11 @@ func (d *LocalDir) Put(action, outputID []byte, size int64, when time.Time, body
 		return Entry{}, "", fmt.Errorf("output ID %x is not the SHA-256 of the body (%x)", outputID, e.OutputID)
 	}
 	opath := d.outputPath(e.OutputID)
-	if err := d.install(tmp.Name(), opath, n, true); err != nil {
+	kept, err := d.install(tmp.Name(), opath, n, true)
+	if err != nil {
 		return Entry{}, "", err
 	}
+	installed = !kept
 	if err := d.writeAction(action, e); err != nil {
 		return Entry{}, "", err
 	}
@@ -204,40 +211,44 @@ func (d *LocalDir) writeAction(action []byte, e Entry) error {
 	if err != nil {
 		return fmt.Errorf("local cache: %w", err)
 	}
-	defer os.Remove(tmp.Name())
 	_, err = tmp.WriteString(line)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		_, err = d.install(tmp.Name(), d.actionPath(action), int64(len(line)), false)
+	}
 	if err != nil {
+		os.Remove(tmp.Name())
 		return fmt.Errorf("writing action entry: %w", err)
 	}
-	return d.install(tmp.Name(), d.actionPath(action), int64(len(line)), false)
+	return nil
 }
 
 // install moves a finished file of size bytes to path and marks it in use.
 // With keepExisting (outputs: the name is the content's hash, and a running
 // build may be reading the file), a file already there of that size is kept.
 // Under the lock, so an eviction of this process cannot remove the file
-// between the rename and the mark.
-func (d *LocalDir) install(tmp, path string, size int64, keepExisting bool) error {
+// between the rename and the mark. kept reports that the existing file was
+// kept (tmp is then the caller's to remove).
+func (d *LocalDir) install(tmp, path string, size int64, keepExisting bool) (kept bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if keepExisting {
 		if fi, err := os.Stat(path); err == nil && fi.Size() == size {
 			d.useLocked(path, size, fi.ModTime())
-			return nil
+			return true, nil
 		}
 	}
 	if err := renameInto(tmp, path); err != nil {
-		return err
+		return false, err
 	}
 	if old := d.files[path]; old != nil {
 		d.total -= old.size
 	}
 	d.files[path] = &fileInfo{size: size, used: time.Now(), inUse: true}
 	d.total += size
-	return nil
+	return false, nil
 }
 
 // renameInto moves a finished file to its place, creating its shard.

@@ -33,6 +33,24 @@ const defaultEdgeURL = "http://127.0.0.1:5071"
 
 // gocacheprogCommand runs the GOCACHEPROG helper until the go command closes it.
 func gocacheprogCommand(args []string) int {
+	opts, err := gocacheprogOptions(args, os.Getenv)
+	if err == flag.ErrHelp {
+		fmt.Print(gocacheprogUsage)
+		return 0
+	}
+	if err != nil {
+		return fail("gocacheprog: %v", err)
+	}
+	opts.Log = os.Stderr
+	if err := gocacheprog.New(opts).Serve(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "[fabrik] gocacheprog: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// gocacheprogOptions resolves flags, then environment, then defaults.
+func gocacheprogOptions(args []string, getenv func(string) string) (gocacheprog.Options, error) {
 	fs := flag.NewFlagSet("gocacheprog", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	url := fs.String("url", "", "")
@@ -44,47 +62,45 @@ func gocacheprogCommand(args []string) int {
 	verbose := fs.Bool("v", false, "")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
-			fmt.Print(gocacheprogUsage)
-			return 0
+			return gocacheprog.Options{}, err
 		}
-		return fail("gocacheprog: %v\n%s", err, gocacheprogUsage)
+		return gocacheprog.Options{}, fmt.Errorf("%v\n%s", err, gocacheprogUsage)
 	}
 	if fs.NArg() > 0 {
-		return fail("gocacheprog: unexpected argument %q", fs.Arg(0))
+		return gocacheprog.Options{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	opts := gocacheprog.Options{
-		Edge:         gocacheprog.EdgeOptions{URL: firstSet(*url, os.Getenv("FABRIK_HTTP_URL"), defaultEdgeURL), GetTimeout: *getTimeout},
+		Edge:         gocacheprog.EdgeOptions{URL: firstSet(*url, getenv("FABRIK_HTTP_URL"), defaultEdgeURL), GetTimeout: *getTimeout},
 		FlushTimeout: *flushTimeout,
-		Log:          os.Stderr,
 		Verbose:      *verbose,
 	}
-	opts.Dir = firstSet(*dir, os.Getenv("FABRIK_GOCACHE_DIR"))
+	opts.Dir = firstSet(*dir, getenv("FABRIK_GOCACHE_DIR"))
 	if opts.Dir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
+		base := getenv("XDG_CACHE_HOME")
+		if base == "" {
+			if home := getenv("HOME"); home != "" {
+				base = filepath.Join(home, ".cache")
+			} else {
+				base = os.TempDir()
+			}
 		}
 		opts.Dir = filepath.Join(base, "fabrik-gocacheprog")
 	}
-	size, err := config.ParseByteSize(firstSet(*maxSize, os.Getenv("FABRIK_GOCACHE_MAX_SIZE"), "5GB"))
+	size, err := config.ParseByteSize(firstSet(*maxSize, getenv("FABRIK_GOCACHE_MAX_SIZE"), "5GB"))
 	if err != nil {
-		return fail("gocacheprog: --max-size: %v", err)
+		return gocacheprog.Options{}, fmt.Errorf("--max-size: %v", err)
 	}
 	opts.MaxSize = int64(size)
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			return fail("gocacheprog: --token-file: %v", err)
+			return gocacheprog.Options{}, fmt.Errorf("--token-file: %v", err)
 		}
 		opts.Edge.Token = strings.TrimSpace(string(b))
 	} else {
-		opts.Edge.Token = os.Getenv("FABRIK_TOKEN")
+		opts.Edge.Token = getenv("FABRIK_TOKEN")
 	}
-	if err := gocacheprog.New(opts).Serve(os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintf(os.Stderr, "[fabrik] gocacheprog: %v\n", err)
-		return 1
-	}
-	return 0
+	return opts, nil
 }
 
 // firstSet is the first non-empty value.

@@ -127,6 +127,9 @@ func (e *Edge) Fetch(ctx context.Context, action []byte, store func(outputID []b
 	if !e.available() {
 		return false, errSkipped
 	}
+	if len(action) != 32 {
+		return false, fmt.Errorf("action ID of %d bytes; the edge keys SHA-256 IDs", len(action))
+	}
 	ctx, cancel := context.WithTimeout(ctx, bodyTimeout)
 	defer cancel()
 	req, err := e.request(ctx, http.MethodGet, action, nil)
@@ -175,6 +178,9 @@ func (e *Edge) Fetch(ctx context.Context, action []byte, store func(outputID []b
 func (e *Edge) Upload(ctx context.Context, job upload) error {
 	if !e.available() {
 		return errSkipped
+	}
+	if len(job.action) != 32 {
+		return fmt.Errorf("action ID of %d bytes; the edge keys SHA-256 IDs", len(job.action))
 	}
 	f, err := os.Open(job.path)
 	if err != nil {

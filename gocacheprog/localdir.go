@@ -200,7 +200,7 @@ func (d *LocalDir) Put(action, outputID []byte, size int64, when time.Time, body
 	if err := d.writeAction(action, e); err != nil {
 		return Entry{}, "", err
 	}
-	d.evictIfFull()
+	d.maybeEvict()
 	return e, opath, nil
 }
 
@@ -317,7 +317,7 @@ func (d *LocalDir) scan() {
 	}
 	d.scanned = true
 	d.mu.Unlock()
-	d.evictIfFull()
+	d.maybeEvict()
 }
 
 // Usage is the indexed size and file count (for tests and stats).
@@ -340,17 +340,25 @@ func (d *LocalDir) WaitScanned() {
 	}
 }
 
-// evictIfFull removes least recently used files down to the low-water mark
-// when the directory is over its size; one eviction at a time. The bound is
-// soft where correctness needs it: files this process handed out, and files
-// any process used within protectWindow (their mtime says so), stay.
-func (d *LocalDir) evictIfFull() {
+// maybeEvict starts an eviction in the background when the directory is
+// over its size and none runs: a put (or a get served by the edge) must not
+// wait for it.
+func (d *LocalDir) maybeEvict() {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if !d.scanned || d.evicting || d.max <= 0 || d.total <= d.max {
-		d.mu.Unlock()
 		return
 	}
 	d.evicting = true
+	go d.evict()
+}
+
+// evict removes least recently used files down to the low-water mark. The
+// bound is soft where correctness needs it: files this process handed out,
+// and files any process used within protectWindow (their mtime says so),
+// stay. The caller set d.evicting.
+func (d *LocalDir) evict() {
+	d.mu.Lock()
 	type victim struct {
 		path string
 		used time.Time

@@ -3,11 +3,14 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tuist/fabrik-node/auth/authtest"
 	"github.com/tuist/fabrik-node/e2e/harness"
 	"github.com/tuist/fabrik-node/internal/gomodule"
 )
@@ -22,7 +25,7 @@ var goCompileLine = regexp.MustCompile(`(?m)/pkg/tool/[^/\s]+/compile\s`)
 // the helper (GOCACHE still holds the fuzz cache), and a fresh one proves
 // that nothing else could have served them. The module must stay at the same
 // path across runs: action IDs include the package directory.
-func goBuild(t *testing.T, dir, url, helperDir string, args ...string) string {
+func goBuild(t *testing.T, dir, url, helperDir string, extraEnv []string, args ...string) string {
 	t.Helper()
 	bin := harness.BuildBinary(t)
 	env := []string{
@@ -31,7 +34,9 @@ func goBuild(t *testing.T, dir, url, helperDir string, args ...string) string {
 		// Hermetic: no user go env, no network, no toolchain switch, and
 		// the same settings every run (they are part of action IDs).
 		"GOENV=off", "GOFLAGS=", "GOWORK=off", "GOTOOLCHAIN=local", "GOPROXY=off", "CGO_ENABLED=0",
+		"FABRIK_TOKEN=",
 	}
+	env = append(env, extraEnv...)
 	out, err := harness.Run(t, dir, env, "go", args...)
 	if err != nil {
 		t.Fatalf("go %v: %v\n%s", args, err, out)
@@ -39,13 +44,13 @@ func goBuild(t *testing.T, dir, url, helperDir string, args ...string) string {
 	return out
 }
 
-// goBuildTwice builds with -x and tests the module: one helper process per go
+// goBuildAndTest builds with -x and tests the module: one helper process per go
 // command, both on helperDir. It returns the build's -x output and the test
 // output.
 func goBuildAndTest(t *testing.T, dir, url, helperDir string) (build, test string) {
 	t.Helper()
-	build = goBuild(t, dir, url, helperDir, "build", "-x", "./...")
-	test = goBuild(t, dir, url, helperDir, "test", "./...")
+	build = goBuild(t, dir, url, helperDir, nil, "build", "-x", "./...")
+	test = goBuild(t, dir, url, helperDir, nil, "test", "./...")
 	return build, test
 }
 
@@ -144,16 +149,81 @@ func TestGoCacheProgDeadEdge(t *testing.T) {
 	}
 	helperDir := t.TempDir()
 	start := time.Now()
-	out := goBuild(t, dir, url, helperDir, "build", "-x", "./...")
+	out := goBuild(t, dir, url, helperDir, nil, "build", "-x", "./...")
 	if n := len(goCompileLine.FindAllString(out, -1)); n != len(pkgs) {
 		t.Fatalf("build with a dead edge ran the compiler %d times, want %d:\n%s", n, len(pkgs), out)
 	}
-	mustContain(t, out, "[fabrik] gocacheprog: edge "+url+" unreachable")
+	mustContain(t, out, "[fabrik] gocacheprog: edge "+url+" not usable")
 	if d := time.Since(start); d > 2*time.Minute {
 		t.Fatalf("build with a dead edge took %s", d)
 	}
-	out = goBuild(t, dir, url, helperDir, "build", "-x", "./...")
+	out = goBuild(t, dir, url, helperDir, nil, "build", "-x", "./...")
 	if m := goCompileLine.FindAllString(out, -1); len(m) != 0 {
 		t.Fatalf("second build with a dead edge and the same helper directory compiled %d packages:\n%s", len(m), out)
+	}
+}
+
+// Behind [auth], the helper with FABRIK_TOKEN reads and writes; without a
+// token the edge refuses it and the build just compiles (no hit is served);
+// with a read-only token it reads and its puts are refused.
+func TestGoCacheProgAuth(t *testing.T) {
+	t.Parallel()
+	keys := authtest.New(t)
+	token := keys.Token(t, authtest.Scopes("cache:read", "cache:write"))
+	readOnly := keys.Token(t, authtest.Scopes("cache:read"))
+	n := harness.StartNodeWith(t, harness.NodeOptions{
+		ExtraTOML: fmt.Sprintf("[auth]\npublic_key_file = %q\n", keys.File()),
+	})
+	dir := t.TempDir()
+	pkgs, err := gomodule.Write(dir, gomodule.Options{Packages: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	compiles := func(out string) int { return len(goCompileLine.FindAllString(out, -1)) }
+	withToken := []string{"FABRIK_TOKEN=" + token}
+
+	if got := compiles(goBuild(t, dir, n.HTTPURL(), t.TempDir(), withToken, "build", "-x", "./...")); got != len(pkgs) {
+		t.Fatalf("cold build compiled %d packages, want %d", got, len(pkgs))
+	}
+	stored := scrape(t, n, token)
+	if stored["fabrik_cache_objects"] < float64(len(pkgs)) {
+		t.Fatalf("authorised build stored %v objects, want >= %d", stored["fabrik_cache_objects"], len(pkgs))
+	}
+
+	out := goBuild(t, dir, n.HTTPURL(), t.TempDir(), nil, "build", "-x", "./...")
+	if got := compiles(out); got != len(pkgs) {
+		t.Fatalf("build without a token compiled %d packages, want all %d (nothing served):\n%s", got, len(pkgs), out)
+	}
+	refused := scrape(t, n, token)
+	if refused.hits() != stored.hits() {
+		t.Fatalf("a helper without a token was served %v hits", refused.hits()-stored.hits())
+	}
+	if got := refused.sumPrefix(`fabrik_auth_refused_total{reason="unauthenticated"`); got < 1 {
+		t.Fatalf("fabrik_auth_refused_total{reason=\"unauthenticated\"} = %v after a build without a token", got)
+	}
+
+	if out := goBuild(t, dir, n.HTTPURL(), t.TempDir(), withToken, "build", "-x", "./..."); compiles(out) != 0 {
+		t.Fatalf("build with the token compiled %d packages, want 0:\n%s", compiles(out), out)
+	}
+	served := scrape(t, n, token)
+	if got := served.hitsOf("gocache") - refused.hitsOf("gocache"); got < float64(len(pkgs)) {
+		t.Fatalf(`hits{build_system="gocache"} rose by %v, want >= %d`, got, len(pkgs))
+	}
+
+	// A read-only token reads; its puts (a module change) are refused and
+	// the build still succeeds.
+	if err := os.WriteFile(filepath.Join(dir, "p000", "extra.go"), []byte("package p000\n\nfunc Extra() int { return 1 }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = goBuild(t, dir, n.HTTPURL(), t.TempDir(), []string{"FABRIK_TOKEN=" + readOnly}, "build", "-x", "./...")
+	if compiles(out) == 0 {
+		t.Fatalf("a changed package was not compiled:\n%s", out)
+	}
+	after := scrape(t, n, token)
+	if after["fabrik_cache_objects"] != served["fabrik_cache_objects"] {
+		t.Fatalf("a read-only token stored %v objects", after["fabrik_cache_objects"]-served["fabrik_cache_objects"])
+	}
+	if got := after.sumPrefix(`fabrik_auth_refused_total{reason="forbidden"`) - served.sumPrefix(`fabrik_auth_refused_total{reason="forbidden"`); got < 1 {
+		t.Fatalf("no put of the read-only helper was refused as forbidden (%v)", got)
 	}
 }

@@ -268,7 +268,7 @@ func (h *Helper) edgeDown(err error) {
 		return
 	}
 	os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+" "+err.Error()+"\n"), 0o644)
-	h.logf("edge %s unreachable (%v); building from the local cache %s", h.opts.Edge.URL, err, h.dir.Root())
+	h.logf("edge %s not usable (%v); skipping it for %s, building from the local cache %s", h.opts.Edge.URL, err, breakerCooldown, h.dir.Root())
 }
 
 const warnInterval = 10 * time.Minute

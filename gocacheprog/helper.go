@@ -243,18 +243,18 @@ func (f *framed) Read(p []byte) (int, error) {
 // finish waits for running gets, then flushes uploads within the bound.
 func (h *Helper) finish() {
 	h.gets.Wait()
-	if h.uploader == nil {
-		return
-	}
-	pending := h.uploader.Pending()
-	if !h.uploader.Flush(h.opts.FlushTimeout) {
-		h.logf("edge uploads still pending after %s; %d kept in %s only", h.opts.FlushTimeout, pending, h.dir.Root())
+	var sent, failed, dropped int64
+	if u := h.uploader; u != nil {
+		pending := u.Pending()
+		if !u.Flush(h.opts.FlushTimeout) {
+			h.logf("uploads to the edge not finished %s after close (%d were queued); what was not sent stays in %s", h.opts.FlushTimeout, pending, h.dir.Root())
+		}
+		sent, failed, dropped = u.Sent.Load(), u.Failed.Load(), u.Dropped.Load()
 	}
 	if h.opts.Verbose {
-		u := h.uploader
 		h.logf("%d gets (%d local, %d edge, %d misses), %d puts (%d uploaded, %d failed, %d dropped)",
 			h.Stats.Gets.Load(), h.Stats.LocalHits.Load(), h.Stats.EdgeHits.Load(), h.Stats.Misses.Load(),
-			h.Stats.Puts.Load(), u.Sent.Load(), u.Failed.Load(), u.Dropped.Load())
+			h.Stats.Puts.Load(), sent, failed, dropped)
 	}
 }
 

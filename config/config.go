@@ -173,7 +173,7 @@ func (a AuthConfig) ResolveToken() (string, error) {
 type BuildToolsConfig struct {
 	// Enabled lists the adapters to run: gradle, bazel, nx, turborepo,
 	// sccache (its WebDAV under /webdav/), buildkit, ccache (under
-	// /ccache/). Default: all that are implemented.
+	// /ccache/), gocache (under /gocache/). Default: all that are implemented.
 	Enabled []string `toml:"enabled"`
 	// HTTPBind is the one HTTP listener shared by the HTTP adapters.
 	HTTPBind string `toml:"http_bind"`
@@ -188,6 +188,9 @@ type BuildToolsConfig struct {
 	Ccache    ToolConfig `toml:"ccache"`
 	// Sccache is the S3 API (its own listener, and S3 key pairs).
 	Sccache SccacheConfig `toml:"sccache"`
+	// Gocache is the go command's build cache under /gocache/, for
+	// `fabrik-node gocacheprog` (GOCACHEPROG).
+	Gocache ToolConfig `toml:"gocache"`
 }
 
 // ToolConfig gives one adapter its own listener instead of the shared one.
@@ -398,7 +401,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second), TenantClaim: "project_id"},
 		BuildTools: BuildToolsConfig{
-			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "sccache", "ccache", "buildkit"},
+			Enabled:  []string{"gradle", "bazel", "nx", "turborepo", "sccache", "ccache", "buildkit", "gocache"},
 			HTTPBind: "127.0.0.1:5071",
 			GRPCBind: "127.0.0.1:9092",
 			Sccache: SccacheConfig{

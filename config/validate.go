@@ -15,7 +15,7 @@ var (
 	EvictionPolicies = []string{"lru", "lfu", "ttl"}
 	LogLevels        = []string{"debug", "info", "warn", "error"}
 	LogFormats       = []string{"json", "text"}
-	BuildTools       = []string{"gradle", "bazel", "nx", "turborepo", "sccache", "buildkit", "ccache"}
+	BuildTools       = []string{"gradle", "bazel", "nx", "turborepo", "sccache", "buildkit", "ccache", "gocache"}
 	ConsentModes     = []string{"notify-once", "notify-always", "auto-approve", "disabled", "always-ask", "always-allow"}
 	UpstreamSchemes  = []string{"grpc", "grpcs", "s3"}
 )
@@ -86,7 +86,7 @@ func Validate(c *Config) []Problem {
 	bind("build_tools.http_bind", c.BuildTools.HTTPBind)
 	bind("build_tools.grpc_bind", c.BuildTools.GRPCBind)
 	for i, tc := range []ToolConfig{c.BuildTools.Gradle, c.BuildTools.Bazel, c.BuildTools.Nx,
-		c.BuildTools.Turborepo, ToolConfig{Port: c.BuildTools.Sccache.Port}, c.BuildTools.Buildkit, c.BuildTools.Ccache} {
+		c.BuildTools.Turborepo, ToolConfig{Port: c.BuildTools.Sccache.Port}, c.BuildTools.Buildkit, c.BuildTools.Ccache, c.BuildTools.Gocache} {
 		portRange(fmt.Sprintf("build_tools.%s.port", BuildTools[i]), tc.Port, add)
 	}
 

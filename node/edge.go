@@ -17,6 +17,7 @@ import (
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/bazel"
 	"github.com/tuist/fabrik-node/adapters/ccache"
+	"github.com/tuist/fabrik-node/adapters/gocache"
 	"github.com/tuist/fabrik-node/adapters/gradle"
 	"github.com/tuist/fabrik-node/adapters/httpfront"
 	"github.com/tuist/fabrik-node/adapters/nx"
@@ -61,6 +62,9 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 			a := oci.New(n.cache, oci.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(oci.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
 			n.closers = append(n.closers, a.Close)
 			return a
+		}},
+		{"gocache", bt.Gocache, func() httpfront.Routes {
+			return gocache.New(n.cache, gocache.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
 		}},
 	}
 	shared := httpfront.New()

@@ -6,7 +6,11 @@
 #      16 concurrent clients (ops/s, MB/s, p50/p99, peak RSS of the node);
 #   2. layer 2, edge -> regional -> MinIO: miss-path latency of 4 KiB and
 #      1 MiB per tier against a direct S3 GET, and a 256 MiB artifact through
-#      both layers with the peak RSS of every node.
+#      both layers with the peak RSS of every node;
+#   3. GOCACHEPROG: wall time of `go build ./...` of a generated module
+#      (BENCH_GOMOD_PACKAGES packages, default 60) cold, from a warm edge with
+#      an empty helper directory, from the helper's warm directory, and with
+#      the go command's plain local GOCACHE.
 #
 # Everything runs in a temp dir that is removed on exit; every process the
 # script starts is stopped on exit, whatever happens. A full run takes about
@@ -16,6 +20,7 @@
 #   BENCHTIME      -benchtime of the Go benchmarks (default 300ms)
 #   BENCH_GO=0     skip the Go benchmarks;  BENCH_LOAD=0 skip the scenarios;
 #   BENCH_SOLO=0   skip scenario 1;         BENCH_LAYER2=0 skip scenario 2
+#   BENCH_GOCACHE=0 skip scenario 3
 #   BENCH_FSYNC    cache.fsync of the nodes (default false, the shipped edge default)
 #   BENCH_OUT      also write the summary to this file
 #   FABRIK_MINIO_BIN  MinIO binary (default: the one scripts/install-minio.sh caches)
@@ -25,7 +30,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 GO=${GO:-go}
 BENCHTIME=${BENCHTIME:-300ms}
 FSYNC=${BENCH_FSYNC:-false}
-GO_PKGS=(./store ./auth ./adapters/bazel ./adapters/turbo ./adapters/s3api ./adapters/oci ./tier/fabrik ./tier/s3)
+GO_PKGS=(./store ./auth ./adapters/bazel ./adapters/turbo ./adapters/s3api ./adapters/oci ./tier/fabrik ./tier/s3 ./gocacheprog)
 # Benchmarks whose every iteration is seconds of setup (rebuilding a 100k
 # entry index) run a fixed count instead of for BENCHTIME.
 SLOW_BENCH=${BENCH_SLOW:-Rebuild100k}
@@ -209,6 +214,33 @@ say "$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "write-through ed
 "$WORK/misspath" -s3-endpoint "$S3" -access-key "$S3_USER" -secret-key "$S3_PASS" \
   -regional "127.0.0.1:$(port 9)" -edge "$EDGE_B" -sizes 256MiB -n 1 -warm 0 | tee -a "$SUMMARY"
 "$LOADGEN" -op rss -pids "edge_a=$pid_edge_a,regional=$pid_regional,edge_b=$pid_edge_b" | tee -a "$SUMMARY"
+fi
+
+# --- 3. GOCACHEPROG: the go command's build cache on an edge ------------------
+if [ "${BENCH_GOCACHE:-1}" != 0 ]; then
+section "GOCACHEPROG: go build ./... of ${BENCH_GOMOD_PACKAGES:-60} generated packages (wall time)"
+write_config "$WORK/gocache.toml" "$WORK/gocache-edge" "$(port 18)" "$(port 1)" "$(port 2)" "$(port 3)"
+FABRIK_CONFIG_BUILD_TOOLS_ENABLED=gocache start_node gocache edge "$WORK/gocache.toml" "$(port 1)"
+GOMOD=$WORK/gomod
+$GO run ./bench/gomodgen -dir "$GOMOD" -packages "${BENCH_GOMOD_PACKAGES:-60}" >/dev/null
+# go_build LABEL GOCACHE [HELPER_DIR]: times one `go build ./...` in the
+# module; with HELPER_DIR, through `fabrik-node gocacheprog` and the edge.
+go_build() {
+  local label=$1 cache=$2 helper=${3:-} prog="" start
+  [ -n "$helper" ] && prog="$BIN gocacheprog --url http://127.0.0.1:$(port 18) --dir $helper"
+  start=$(date +%s.%N)
+  (cd "$GOMOD" && GOCACHE=$cache GOCACHEPROG=$prog GOENV=off GOFLAGS= GOWORK=off GOTOOLCHAIN=local \
+    GOPROXY=off CGO_ENABLED=0 $GO build ./... )
+  say "$(awk -v s="$start" -v e="$(date +%s.%N)" -v l="$label" 'BEGIN { printf "%-52s %7.2f s\n", l, e - s }')"
+}
+go_build "cold (empty edge, empty helper dir, empty GOCACHE)" "$WORK/gc1" "$WORK/helper1"
+wait_metric "http://127.0.0.1:$(port 2)" 'fabrik_cache_objects' 1
+go_build "warm edge, empty helper dir, empty GOCACHE" "$WORK/gc2" "$WORK/helper2"
+go_build "warm helper dir (local hits only)" "$WORK/gc3" "$WORK/helper2"
+go_build "plain GOCACHE, cold (no GOCACHEPROG)" "$WORK/gc4"
+go_build "plain GOCACHE, warm (no GOCACHEPROG)" "$WORK/gc4"
+say "edge gocache hits: $(metric "http://127.0.0.1:$(port 2)" 'fabrik_cache_hits_by_build_system_total{build_system="gocache"}')"
+kill "$pid_gocache"; wait "$pid_gocache" 2>/dev/null || true
 fi
 
 echo

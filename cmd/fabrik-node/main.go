@@ -23,6 +23,7 @@ Usage:
   fabrik-node run [--dry-run|--verbose|--no-cache|--clean|--list] RECIPE [TARGET] [-- ARGS]
                                 run a script recipe (#FABRIK annotations) or a Tengo recipe, cached
   fabrik-node cache status SCRIPT | clean [SCRIPT] | list | stats   recipe cache entries
+  fabrik-node gocacheprog [--url URL] [--dir DIR]   the go command's GOCACHEPROG helper
   fabrik-node --version
 
 Configuration precedence: --config-* flags > FABRIK_CONFIG_* env > config file > defaults.
@@ -54,6 +55,8 @@ func run(args []string) int {
 			return runCommand(args[1:], cwd)
 		case "cache":
 			return cacheCommand(args[1:], cwd)
+		case "gocacheprog":
+			return gocacheprogCommand(args[1:])
 		case "daemon":
 			return serve(append([]string{"--role", "edge"}, args[1:]...), cwd)
 		case "server":

@@ -18,7 +18,7 @@
 #   gradle      apt package gradle (4.4.1 on Debian 12)            /usr/bin/gradle
 #   bazel       apt package bazel-bootstrap (4.2.3)                 /usr/bin/bazel
 #   nats        apt package nats-server                             /usr/sbin/nats-server
-#   node        npm: nx + turbo, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
+#   node        npm: nx + turbo + @actions/cache, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
 #   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
 set -euo pipefail
 
@@ -95,7 +95,8 @@ install_node() {
   # lockfile and both binaries exist.
   if cmp -s "$src/package.json" "$NPM_DIR/package.json" &&
     cmp -s "$src/package-lock.json" "$NPM_DIR/package-lock.json.pinned" &&
-    [ -x "$NPM_DIR/node_modules/.bin/nx" ] && [ -x "$NPM_DIR/node_modules/.bin/turbo" ]; then
+    [ -x "$NPM_DIR/node_modules/.bin/nx" ] && [ -x "$NPM_DIR/node_modules/.bin/turbo" ] &&
+    [ -f "$NPM_DIR/node_modules/@actions/cache/package.json" ]; then
     say "nx and turbo already installed in $NPM_DIR"
   else
     say "installing nx and turbo into $NPM_DIR (npm install, log: $LOG)"
@@ -112,6 +113,9 @@ install_node() {
   fi
   say "nx: $NPM_DIR/node_modules/.bin/nx ($(cd "$NPM_DIR" && node -p 'require("nx/package.json").version'))"
   say "turbo: $NPM_DIR/node_modules/.bin/turbo ($("$NPM_DIR/node_modules/.bin/turbo" --version 2>/dev/null))"
+  # @actions/cache: the real GitHub Actions cache client, run against the
+  # local test server (internal/ghatest) to prove that server faithful.
+  say "@actions/cache: $(cd "$NPM_DIR" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@actions/cache/package.json")).version')"
 }
 
 install_minio() {

@@ -73,6 +73,7 @@ func cmp64(a, b int64) int {
 type filter struct {
 	query       string // lower-case substring of the hash or the build system
 	buildSystem string
+	hashPrefix  string // lower-case hex the hash starts with
 	minSize     int64
 	maxSize     int64 // 0: no bound
 }
@@ -81,7 +82,10 @@ func (f filter) match(m *messages.Meta) bool {
 	if m.Size < f.minSize || (f.maxSize > 0 && m.Size > f.maxSize) {
 		return false
 	}
-	if f.buildSystem != "" && !strings.EqualFold(m.BuildSystem, f.buildSystem) {
+	if f.buildSystem != "" && !strings.EqualFold(buildSystemName(m.BuildSystem), f.buildSystem) {
+		return false
+	}
+	if f.hashPrefix != "" && !strings.HasPrefix(m.Hash, f.hashPrefix) {
 		return false
 	}
 	if f.query != "" && !strings.Contains(m.Hash, f.query) && !strings.Contains(strings.ToLower(m.BuildSystem), f.query) {

@@ -12,5 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/install-tools.sh all
 export FABRIK_E2E_REQUIRE="${FABRIK_E2E_REQUIRE:-1}"
+# The dashboard test drives headless Chromium: required, never skipped.
+command -v chromium >/dev/null 2>&1 || { echo "[fabrik] ERROR: chromium missing after install-tools.sh" >&2; exit 1; }
 echo "[fabrik] go test ./e2e/... (real build tools; several minutes)"
 exec go test ./e2e/... -count=1 -timeout 20m "$@"

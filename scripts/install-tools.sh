@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|chromium|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -19,6 +19,7 @@
 #   bazel       apt package bazel-bootstrap (4.2.3)                 /usr/bin/bazel
 #   nats        apt package nats-server                             /usr/sbin/nats-server
 #   node        npm: nx + turbo + @actions/cache, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
+#   chromium    apt package chromium (headless, for the dashboard) /usr/bin/chromium
 #   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
 set -euo pipefail
 
@@ -118,6 +119,11 @@ install_node() {
   say "@actions/cache: $(cd "$NPM_DIR" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@actions/cache/package.json")).version')"
 }
 
+install_chromium() {
+  # Headless Chromium loads the dashboard in e2e/dashboard_test.go.
+  apt_install chromium chromium
+}
+
 install_minio() {
   bash "$SCRIPT_DIR/install-minio.sh"
 }
@@ -131,6 +137,7 @@ for t in "${targets[@]}"; do
   node | nx | turbo) install_node ;;
   nats) install_nats ;;
   minio) install_minio ;;
+  chromium) install_chromium ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -140,13 +147,14 @@ for t in "${targets[@]}"; do
     install_bazel
     install_nats
     install_node
+    install_chromium
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, chromium or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -112,17 +113,17 @@ func send(t *testing.T, method, url, token string, body []byte) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
 }
 
 // dashboardTraffic stores Gradle and Nx artifacts of varied sizes, reads
-// some back (hits) and asks for absent ones (misses). It returns the
-// hashes of what it stored by build system.
+// some back (hits) and asks for absent ones (misses).
 func dashboardTraffic(t *testing.T, n *harness.Node, token string) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(1, 2))
-	for i := range 12 {
+	for i := range 30 {
 		body := make([]byte, 1000+r.IntN(300_000))
 		for j := range body {
 			body[j] = byte(r.UintN(256))
@@ -232,7 +233,7 @@ func TestDashboardInChromium(t *testing.T) {
 					t.Errorf("page shows %s = %v, /api/v1/stats says %v", id, got, want)
 				}
 			}
-			if st.Cache.TotalObjects != 17 || st.Performance.CacheHits != 4 || st.Performance.CacheMisses != 4 {
+			if st.Cache.TotalObjects != 35 || st.Performance.CacheHits != 10 || st.Performance.CacheMisses != 4 {
 				t.Fatalf("traffic did not land as planned: %+v", st)
 			}
 			if got := rowsOf(dom, "build-systems"); len(got) != 2 {
@@ -244,46 +245,79 @@ func TestDashboardInChromium(t *testing.T) {
 			if strings.Contains(dom, `<div id="p2p" class="card wide">`) {
 				t.Error("P2P section shown on a node without P2P")
 			}
-			if rows := rowsOf(dom, "artifacts"); len(rows) != 17 {
-				t.Errorf("unfiltered explorer shows %d rows, want 17", len(rows))
+			if rows := rowsOf(dom, "artifacts"); len(rows) != 25 {
+				t.Errorf("unfiltered explorer shows %d rows, want a page of 25", len(rows))
+			}
+			// A search in the address is a link to it: the page opens with it.
+			nx := dumpDOM(t, chromium, ui+"?build_system=nx"+fragment)
+			if rows := rowsOf(nx, "artifacts"); len(rows) != 5 || figure(t, nx, "result-total") != "5" {
+				t.Fatalf("/ui/?build_system=nx shows %d rows, want 5", len(rows))
 			}
 
-			// Search filters the table: by build system, by minimum size,
-			// by hash prefix.
-			nx := dumpDOM(t, chromium, ui+"?build_system=nx"+fragment)
-			rows := rowsOf(nx, "artifacts")
-			if len(rows) != 5 || figure(t, nx, "result-total") != "5" {
-				t.Fatalf("build_system=nx shows %d rows (total %s), want 5", len(rows), figure(t, nx, "result-total"))
+			// The explorer, used as a person would: type into the search
+			// fields, press Search, page on, open an artifact. Chromium is
+			// driven over the DevTools protocol (e2e/cdp_test.go).
+			b := startBrowser(t, chromium)
+			b.navigate(ui + fragment)
+			b.waitFor("the page's data", `document.body.dataset.state === 'ready'`)
+			rowsWhere := func(cond string) bool {
+				var ok bool
+				b.eval(`(() => { const rows = [...document.querySelectorAll('#artifacts tbody tr')]; return rows.length > 0 && rows.every(r => `+cond+`) })()`, &ok)
+				return ok
 			}
-			for _, r := range rows {
-				if r["build-system"] != "nx" {
-					t.Fatalf("build_system=nx shows a %q row", r["build-system"])
-				}
+			count := func() (rows, total int) {
+				var r struct{ Rows, Total int }
+				b.eval(`({rows: document.querySelectorAll('#artifacts tbody tr').length, total: +document.querySelector('#result-total').dataset.value})`, &r)
+				return r.Rows, r.Total
 			}
-			big := dumpDOM(t, chromium, ui+"?min_size=100KB&sort=size_asc"+fragment)
-			rows = rowsOf(big, "artifacts")
-			if len(rows) == 0 || len(rows) >= 17 {
-				t.Fatalf("min_size=100KB shows %d rows, want some but not all", len(rows))
+			if rows, total := count(); rows != 25 || total != 35 {
+				t.Fatalf("first page: %d rows of %d, want 25 of 35", rows, total)
 			}
-			for _, r := range rows {
-				if size, _ := strconv.Atoi(r["size"]); size < 100_000 {
-					t.Fatalf("min_size=100KB shows an artifact of %d bytes", size)
-				}
+			b.click("#next")
+			b.waitFor("page 2", `document.querySelector('#page-number').textContent === '2' && document.querySelectorAll('#artifacts tbody tr').length === 10`)
+			b.click("#prev")
+			b.waitFor("page 1", `document.querySelector('#page-number').textContent === '1' && document.querySelectorAll('#artifacts tbody tr').length === 25`)
+
+			b.typeInto(`#search [name=build_system]`, "nx")
+			b.click(`#search button[type=submit]`)
+			b.waitFor("the nx search", `document.querySelector('#result-total').dataset.value === '5'`)
+			if rows, _ := count(); rows != 5 || !rowsWhere(`r.dataset.buildSystem === 'nx'`) {
+				t.Fatalf("build system nx: %d rows, or rows of another build system", rows)
 			}
-			prefix := rowsOf(dom, "artifacts")[0]["hash"][:3]
-			byPrefix := dumpDOM(t, chromium, ui+"?hash_prefix="+prefix+fragment)
-			rows = rowsOf(byPrefix, "artifacts")
-			if len(rows) == 0 {
-				t.Fatalf("hash_prefix=%s shows no row", prefix)
+			var loc string
+			b.eval(`location.search`, &loc)
+			if !strings.Contains(loc, "build_system=nx") {
+				t.Errorf("the search is not in the address (%q), so it cannot be shared", loc)
 			}
-			for _, r := range rows {
-				if !strings.HasPrefix(r["hash"], prefix) {
-					t.Fatalf("hash_prefix=%s shows %s", prefix, r["hash"])
-				}
+
+			b.typeInto(`#search [name=build_system]`, "gradle")
+			b.typeInto(`#search [name=min_size]`, "100KB")
+			b.click(`#search button[type=submit]`)
+			b.waitFor("the size search", `location.search.includes('min_size=100KB') && [...document.querySelectorAll('#artifacts tbody tr')].every(r => +r.dataset.size >= 100000)`)
+			if rows, total := count(); rows == 0 || total >= 30 || !rowsWhere(`+r.dataset.size >= 100000 && r.dataset.buildSystem === 'gradle'`) {
+				t.Fatalf("gradle >= 100KB: %d rows of %d", rows, total)
 			}
+
+			var first string
+			b.eval(`document.querySelector('#artifacts tbody tr').dataset.hash`, &first)
+			prefix := first[:3]
+			b.eval(`document.querySelector('#search [name=min_size]').value = ''`, nil)
+			b.eval(`document.querySelector('#search [name=build_system]').value = ''`, nil)
+			b.typeInto(`#search [name=hash_prefix]`, prefix)
+			b.click(`#search button[type=submit]`)
+			b.waitFor("the hash prefix search", `location.search.includes('hash_prefix=`+prefix+`') && !location.search.includes('min_size')`)
+			b.waitFor("rows with the prefix", `[...document.querySelectorAll('#artifacts tbody tr')].every(r => r.dataset.hash.startsWith('`+prefix+`'))`)
+			if rows, _ := count(); rows == 0 {
+				t.Fatalf("hash prefix %s: no row", prefix)
+			}
+
+			b.click(`#artifacts tbody tr a`)
+			b.waitFor("the artifact's detail", `!document.querySelector('#detail').hidden && document.querySelector('#detail').dataset.hash.startsWith('`+prefix+`')`)
 
 			shot := filepath.Join(shots, "dashboard-"+name+".png")
-			chromiumRun(t, chromium, ui+fragment, "--screenshot="+shot)
+			b.navigate(ui + fragment)
+			b.waitFor("the page's data", `document.body.dataset.state === 'ready'`)
+			b.screenshot(shot)
 			if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 				t.Fatalf("screenshot %s: %v", shot, err)
 			}

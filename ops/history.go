@@ -111,6 +111,11 @@ type Timeseries struct {
 // Series returns the minutes of the last hour the node was up for, oldest
 // first, ending with the current (partial) minute.
 func (h *History) Series() Timeseries {
+	// The ticker may not have marked the current minute yet (it runs every
+	// 10 s): without that mark the last full minute would have no end and
+	// the current one no start. Marking late moves at most those seconds of
+	// traffic into the previous minute, instead of dropping both.
+	h.Tick()
 	now := h.now()
 	minute := now.Unix() / 60
 	live := h.read()

@@ -42,9 +42,16 @@ func TestHistoryPerMinute(t *testing.T) {
 	// A minute with no tick is left out rather than merged into its
 	// neighbour; past an hour, nothing of the first minutes is left.
 	now = now.Add(3 * time.Minute)
-	h.Tick()
 	if got := len(h.Series().Points); got != 2 {
 		t.Fatalf("after a gap: %d points, want 2 (first minute and the current one)", got)
+	}
+	// Asked before the ticker marked the minute: the minute that just
+	// ended still has its point, and the current one starts.
+	m.Hit("gradle")
+	now = now.Add(time.Minute)
+	ts = h.Series()
+	if n := len(ts.Points); n != 3 || ts.Points[1].Hits != 1 || !ts.Points[2].Partial {
+		t.Fatalf("series asked before the tick: %+v", ts.Points)
 	}
 	for range 70 {
 		now = now.Add(time.Minute)

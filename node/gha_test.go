@@ -79,6 +79,12 @@ func TestGitHubActionsTierDetected(t *testing.T) {
 		t.Fatalf("read through the Actions cache: %d bytes, want %d", len(got), len(body))
 	}
 	eventually(t, "local copy after the read", func() bool { return localHas(b, ref) })
+	// The dashboard lists the tier with its hit.
+	_, d := api(t, b, "GET", "/api/v1/stats/detail", "", nil)
+	ups := d["upstreams"].([]any)
+	if len(ups) != 1 || ups[0].(map[string]any)["name"] != "github-actions" || ups[0].(map[string]any)["state"] != "ok" || ups[0].(map[string]any)["hits"].(float64) != 1 {
+		t.Errorf("dashboard upstreams %v, want github-actions ok with 1 hit", ups)
+	}
 
 	off := false
 	c := testConfig(t, config.RoleEdge, t.TempDir())

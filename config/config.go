@@ -85,6 +85,11 @@ type CacheConfig struct {
 	// read). Default false on an edge, where an fsync per artifact would
 	// cost builds milliseconds each; the regional templates turn it on.
 	Fsync bool `toml:"fsync"`
+	// GitHubActions uses the GitHub Actions cache as a storage tier when an
+	// edge runs inside an Actions job (detected from ACTIONS_RUNTIME_TOKEN
+	// and ACTIONS_RESULTS_URL or ACTIONS_CACHE_URL). Default (unset): on
+	// when detected; false never uses it.
+	GitHubActions *bool `toml:"github_actions"`
 }
 
 // UpstreamConfig is one tier behind the local one.

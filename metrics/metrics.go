@@ -39,6 +39,11 @@ type Set struct {
 	// Upstream read results summed over every upstream, for the stats API.
 	upHits, upMisses, upReads atomic.Uint64
 
+	// Per build system and per upstream totals for the dashboard
+	// (Totals): plain atomics beside the Prometheus series.
+	byBuildSystem sync.Map // string -> *bsCounters
+	byUpstream    sync.Map // string -> *upCounters
+
 	evictMu sync.Mutex
 	// evictMinutes counts evictions per minute over the last hour (ring
 	// indexed by unix minute % 60) for eviction_rate_per_hour.
@@ -174,6 +179,7 @@ func (s *Set) ObserveRequest(buildSystem, op string, start time.Time) {
 	}
 	h.(*vm.PrometheusHistogram).Update(d.Seconds())
 	s.latency.observe(now, d)
+	s.bs(buildSystem).requests.Add(1)
 }
 
 // Latency returns the 50th, 95th and 99th percentile of client request
@@ -191,6 +197,7 @@ func (s *Set) Upstream(upstream, result string) {
 		return
 	}
 	s.set.GetOrCreateCounter(fmt.Sprintf(`fabrik_upstream_requests_total{upstream=%q,result=%q}`, upstream, result)).Inc()
+	s.upstream(upstream).record(result)
 	switch result {
 	case "hit":
 		s.upHits.Add(1)

@@ -128,6 +128,9 @@ func (n *Node) Start() (err error) {
 	if err != nil {
 		return err
 	}
+	for _, t := range ups.tiers {
+		n.ops.upstreamNames = append(n.ops.upstreamNames, t.Name)
+	}
 	n.router, err = n.sys.Spawn("router", router.New(router.Options{
 		Local:     n.local,
 		Stager:    n.store.Stager(),

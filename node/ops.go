@@ -28,6 +28,8 @@ type opsParts struct {
 	events atomic.Pointer[events.Publisher]
 
 	mu sync.Mutex // serializes admin config changes (n.cfg has no lock of its own)
+	// upstreamNames are the upstream tiers in priority order (dashboard).
+	upstreamNames []string
 	// setLogLevel applies observability.log_level to the node's logger;
 	// nil refuses the key (the node cannot change its logger's level).
 	setLogLevel func(slog.Level)
@@ -67,6 +69,7 @@ func (n *Node) registerAPI(mux *http.ServeMux, guard adapters.Guard) {
 	if obs.AdminAPIEnabled {
 		o.api.Admin = nodeAdmin{n}
 	}
+	n.startDashboard(mux, o)
 	o.api.Routes(mux)
 	n.startEvents(o)
 }

@@ -291,6 +291,12 @@ func TestAPIAuthScopes(t *testing.T) {
 		{"GET", "/api/v1/artifacts/top", read, nil, 200},
 		{"GET", "/api/v1/artifacts/search?query=x", read, nil, 200},
 		{"GET", "/api/v1/stats", admin, nil, 200},
+		{"GET", "/api/v1/stats/timeseries", "", nil, 401},
+		{"GET", "/api/v1/stats/timeseries", write, nil, 403},
+		{"GET", "/api/v1/stats/timeseries", read, nil, 200},
+		{"GET", "/api/v1/stats/detail", "", nil, 401},
+		{"GET", "/api/v1/stats/detail", write, nil, 403},
+		{"GET", "/api/v1/stats/detail", read, nil, 200},
 		{"GET", "/api/v1/admin/config", "", nil, 401},
 		{"GET", "/api/v1/admin/config", read, nil, 403},
 		{"POST", "/api/v1/admin/evict", read, map[string]any{"target_size_bytes": 0}, 403},
@@ -434,9 +440,77 @@ func TestQueryAPIDisabled(t *testing.T) {
 	off := false
 	c.Observability.CacheQueryAPIEnabled = &off
 	n := startNode(t, config.RoleEdge, c)
-	for _, p := range []string{"/api/v1/artifacts", "/api/v1/stats"} {
+	for _, p := range []string{"/api/v1/artifacts", "/api/v1/stats", "/api/v1/stats/detail", "/ui/"} {
 		if code, _ := api(t, n, "GET", p, "", nil); code != http.StatusNotFound {
 			t.Errorf("%s with the query API off: %d, want 404", p, code)
 		}
+	}
+}
+
+// The dashboard page is served without auth (it holds no data) and its
+// figures come from endpoints that need cache:read; /api/v1/stats/detail
+// knows the traffic per build system, the size bound and the upstreams.
+func TestDashboardEndpoints(t *testing.T) {
+	keys := authtest.New(t)
+	c := testConfig(t, config.RoleEdge, t.TempDir())
+	c.Auth.PublicKeyFile = keys.File()
+	c.Upstream = []config.UpstreamConfig{upstream("grpc://127.0.0.1:1")}
+	n := startNode(t, config.RoleEdge, c)
+	read := keys.Token(t, authtest.Scopes("cache:read", "cache:write"))
+	resp, err := http.Get("http://" + n.Addr("api") + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), `<script src="/ui/static/app.js">`) {
+		t.Fatalf("GET /ui/: %d\n%s", resp.StatusCode, page)
+	}
+	for _, asset := range []string{"/ui/static/app.js", "/ui/static/style.css"} {
+		resp, err := http.Get("http://" + n.Addr("api") + asset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d", asset, resp.StatusCode)
+		}
+	}
+
+	req, _ := http.NewRequest(http.MethodPut, "http://"+n.Addr("http")+"/cache/"+key1, strings.NewReader("dashboard"))
+	req.Header.Set("Authorization", "Bearer "+read)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT: %v %v", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodGet, "http://"+n.Addr("http")+"/cache/"+key1, nil)
+	req.Header.Set("Authorization", "Bearer "+read)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET: %v %v", resp, err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	code, d := api(t, n, "GET", "/api/v1/stats/detail", read, nil)
+	if code != 200 {
+		t.Fatalf("detail: %d %v", code, d)
+	}
+	g := d["build_systems"].(map[string]any)["gradle"].(map[string]any)
+	if g["requests"].(float64) != 2 || g["hits"].(float64) != 1 || g["upload_bytes"].(float64) != 9 || g["download_bytes"].(float64) != 9 {
+		t.Errorf("gradle traffic %v", g)
+	}
+	if d["max_size_bytes"].(float64) != float64(c.Cache.MaxSize) || d["p2p"] != nil {
+		t.Errorf("detail %v", d)
+	}
+	ups := d["upstreams"].([]any)
+	if len(ups) != 1 || ups[0].(map[string]any)["name"] != "upstream-0" || ups[0].(map[string]any)["state"] != "idle" {
+		t.Errorf("upstreams %v (the local hit never asked upstream-0)", ups)
+	}
+	code, ts := api(t, n, "GET", "/api/v1/stats/timeseries", read, nil)
+	var hits float64
+	for _, p := range ts["points"].([]any) {
+		hits += p.(map[string]any)["hits"].(float64)
+	}
+	if code != 200 || hits != 1 {
+		t.Errorf("timeseries: %d, %v hits over the points, want 1: %v", code, hits, ts)
 	}
 }

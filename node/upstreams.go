@@ -57,6 +57,11 @@ func (n *Node) startUpstreams() (upstreams, error) {
 			targets = append(targets, uploadpool.Target{Tier: t, Workers: uc.Workers, Timeout: timeout})
 		}
 	}
+	if target, ok, err := n.startGitHubActions(&u); err != nil {
+		return u, err
+	} else if ok {
+		targets = append(targets, target)
+	}
 	if len(targets) > 0 {
 		pool, err := n.sys.Spawn("uploads", uploadpool.New(uploadpool.Options{
 			Store: n.store, Targets: targets, Metrics: n.metrics, Logger: n.log,

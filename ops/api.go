@@ -30,6 +30,13 @@ type API struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// History feeds /api/v1/stats/timeseries (nil: an empty series).
+	History *History
+	// Upstreams names the upstream tiers in priority order, so the
+	// dashboard lists those never asked yet too.
+	Upstreams []string
+	// MaxSize is the local tier's size bound (nil: 0, unknown).
+	MaxSize func() int64
 
 	once  sync.Once
 	ranks *rankings
@@ -59,6 +66,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 		read("GET /api/v1/artifacts/search", a.search)
 		read("GET /api/v1/artifacts/{hash}", a.artifact)
 		read("GET /api/v1/stats", a.stats)
+		read("GET /api/v1/stats/timeseries", a.timeseries)
+		read("GET /api/v1/stats/detail", a.detail)
 	}
 	if a.Admin != nil {
 		admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, a.Guard.Wrap(adapters.Admin, h)) }

@@ -164,7 +164,7 @@ func (a *API) top(w http.ResponseWriter, r *http.Request) {
 }
 
 // search answers GET /api/v1/artifacts/search?query=&min_size=&max_size=
-// &build_system=&limit=&offset=&sort=. query matches a substring of the
+// &build_system=&hash_prefix=&limit=&offset=&sort=. query matches a substring of the
 // hash or of the build system; sizes take units ("1MB"). Each search is one
 // bounded scan (never cached: filters vary too much to reuse).
 func (a *API) search(w http.ResponseWriter, r *http.Request) {
@@ -175,7 +175,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := filter{query: strings.ToLower(strings.TrimSpace(q.Get("query"))), buildSystem: q.Get("build_system"),
-		within: scopeOf(r), idx: a.Index}
+		within: scopeOf(r), idx: a.Index, hashPrefix: strings.ToLower(strings.TrimSpace(q.Get("hash_prefix")))}
 	if f.minSize, err = sizeParam(q.Get("min_size"), "min_size"); err != nil {
 		a.fail(w, r, err)
 		return

@@ -76,6 +76,7 @@ func cmp64(a, b int64) int {
 type filter struct {
 	query       string // lower-case substring of the hash or the build system
 	buildSystem string
+	hashPrefix  string // lower-case hex the hash starts with
 	minSize     int64
 	maxSize     int64 // 0: no bound
 	// within keeps only blobs some key under this namespace prefix reaches
@@ -93,7 +94,10 @@ func (f filter) match(m *messages.Meta) bool {
 			return false
 		}
 	}
-	if f.buildSystem != "" && !strings.EqualFold(m.BuildSystem, f.buildSystem) {
+	if f.buildSystem != "" && !strings.EqualFold(buildSystemName(m.BuildSystem), f.buildSystem) {
+		return false
+	}
+	if f.hashPrefix != "" && !strings.HasPrefix(m.Hash, f.hashPrefix) {
 		return false
 	}
 	if f.query != "" && !strings.Contains(m.Hash, f.query) && !strings.Contains(strings.ToLower(m.BuildSystem), f.query) {

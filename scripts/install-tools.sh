@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|chromium|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -18,7 +18,8 @@
 #   gradle      apt package gradle (4.4.1 on Debian 12)            /usr/bin/gradle
 #   bazel       apt package bazel-bootstrap (4.2.3)                 /usr/bin/bazel
 #   nats        apt package nats-server                             /usr/sbin/nats-server
-#   node        npm: nx + turbo, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
+#   node        npm: nx + turbo + @actions/cache, exact versions           $FABRIK_TOOLS_DIR/npm/node_modules/.bin
+#   chromium    apt package chromium (headless, for the dashboard) /usr/bin/chromium
 #   minio       built from the Go module proxy by install-minio.sh  $FABRIK_TOOLS_BIN/minio
 #   ccache      apt packages ccache (4.7.5, built with http-storage) and gcc  /usr/bin/ccache, /usr/bin/gcc
 #   rclone      apt package rclone (1.60; the WebDAV client of the e2e tests) /usr/bin/rclone
@@ -101,7 +102,8 @@ install_node() {
   # lockfile and both binaries exist.
   if cmp -s "$src/package.json" "$NPM_DIR/package.json" &&
     cmp -s "$src/package-lock.json" "$NPM_DIR/package-lock.json.pinned" &&
-    [ -x "$NPM_DIR/node_modules/.bin/nx" ] && [ -x "$NPM_DIR/node_modules/.bin/turbo" ]; then
+    [ -x "$NPM_DIR/node_modules/.bin/nx" ] && [ -x "$NPM_DIR/node_modules/.bin/turbo" ] &&
+    [ -f "$NPM_DIR/node_modules/@actions/cache/package.json" ]; then
     say "nx and turbo already installed in $NPM_DIR"
   else
     say "installing nx and turbo into $NPM_DIR (npm install, log: $LOG)"
@@ -118,6 +120,14 @@ install_node() {
   fi
   say "nx: $NPM_DIR/node_modules/.bin/nx ($(cd "$NPM_DIR" && node -p 'require("nx/package.json").version'))"
   say "turbo: $NPM_DIR/node_modules/.bin/turbo ($("$NPM_DIR/node_modules/.bin/turbo" --version 2>/dev/null))"
+  # @actions/cache: the real GitHub Actions cache client, run against the
+  # local test server (internal/ghatest) to prove that server faithful.
+  say "@actions/cache: $(cd "$NPM_DIR" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@actions/cache/package.json")).version')"
+}
+
+install_chromium() {
+  # Headless Chromium loads the dashboard in e2e/dashboard_test.go.
+  apt_install chromium chromium
 }
 
 # Debian's awscli is 2.x at /usr/bin/aws (a pip awscli 1.x may come first on
@@ -182,6 +192,7 @@ for t in "${targets[@]}"; do
   rclone) install_rclone ;;
   s3clients | awscli | s3cmd) install_s3clients ;;
   registry | crane | oras | skopeo) install_registry ;;
+  chromium) install_chromium ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -195,13 +206,14 @@ for t in "${targets[@]}"; do
     install_rclone
     install_s3clients
     install_registry
+    install_chromium
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients, registry or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients, registry, chromium or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

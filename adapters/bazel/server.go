@@ -140,13 +140,13 @@ func (s *Server) miss() {
 
 func (s *Server) uploaded(n int64) {
 	if s.metrics != nil && n > 0 {
-		s.metrics.Uploaded(n)
+		s.metrics.UploadedBy(buildSystem, n)
 	}
 }
 
 func (s *Server) downloaded(n int64) {
 	if s.metrics != nil && n > 0 {
-		s.metrics.Downloaded(n)
+		s.metrics.DownloadedBy(buildSystem, n)
 	}
 }
 

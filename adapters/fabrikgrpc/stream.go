@@ -76,7 +76,7 @@ func (s *service) Get(req *fabrikv1.GetRequest, stream grpc.ServerStreamingServe
 		return status.Errorf(codes.DataLoss, "get %s: body ended after %d of %d bytes", ref, sent, res.Meta.Size)
 	}
 	if s.opts.Metrics != nil {
-		s.opts.Metrics.Downloaded(sent)
+		s.opts.Metrics.DownloadedBy("fabrik", sent)
 	}
 	return nil
 }

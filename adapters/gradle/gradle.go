@@ -83,7 +83,7 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
 	n, err := adapters.SendBody(w, res.Body, res.Meta.Size)
-	a.opts.Metrics.Downloaded(n)
+	a.opts.Metrics.DownloadedBy("gradle", n)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		a.opts.Logger.Warn("gradle: response aborted", "key", ref.Key, "sent", n, "err", err)
 	}
@@ -129,7 +129,7 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 	res := adapters.Store(r.Context(), a.cache, ref, messages.Meta{BuildSystem: "gradle"}, adapters.Upload{
 		Body: r.Body, Length: r.ContentLength, Max: a.opts.MaxArtifactSize,
 	})
-	a.opts.Metrics.Uploaded(res.Size)
+	a.opts.Metrics.UploadedBy("gradle", res.Size)
 	if res.Outcome == adapters.Internal || res.Outcome == adapters.Unavailable {
 		a.opts.Logger.Error("gradle: store failed", "key", ref.Key, "outcome", res.Outcome, "err", res.Err)
 	}

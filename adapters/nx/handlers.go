@@ -44,7 +44,7 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.FormatInt(res.Meta.Size, 10))
 	w.WriteHeader(http.StatusOK)
 	n, err := adapters.SendBody(w, res.Body, res.Meta.Size)
-	a.opts.Metrics.Downloaded(n)
+	a.opts.Metrics.DownloadedBy(buildSystem, n)
 	if err != nil {
 		// The status is already sent; a short body is what tells the client.
 		a.log.Debug("download interrupted", "ref", ref.String(), "sent", n, "err", err)
@@ -132,7 +132,7 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	size := res.Size
-	a.opts.Metrics.Uploaded(size)
+	a.opts.Metrics.UploadedBy(buildSystem, size)
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -57,7 +57,7 @@ func (a *Adapter) get(w http.ResponseWriter, r *http.Request) {
 	artifactHeaders(w.Header(), res.Meta)
 	w.WriteHeader(http.StatusOK)
 	n, err := adapters.SendBody(w, res.Body, res.Meta.Size)
-	a.opts.Metrics.Downloaded(n)
+	a.opts.Metrics.DownloadedBy(buildSystem, n)
 	if err != nil {
 		// The status is already sent; a short body is what tells the client.
 		a.log.Debug("download interrupted", "ref", ref.String(), "sent", n, "err", err)
@@ -121,7 +121,7 @@ func (a *Adapter) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	size := res.Size
-	a.opts.Metrics.Uploaded(size)
+	a.opts.Metrics.UploadedBy(buildSystem, size)
 	writeJSON(w, http.StatusAccepted, struct {
 		URLs []string `json:"urls"`
 	}{URLs: []string{artifactURL(r)}})

@@ -228,9 +228,6 @@ func (n *Node) Addr(name string) string { return n.addrs[name] }
 // Cache is the node's router seen as an adapters.Cache (tests, wrappers).
 func (n *Node) Cache() adapters.Cache { return n.cache }
 
-// Store exposes the local store to the operations API.
-func (n *Node) Store() *store.Store { return n.store }
-
 // Metrics exposes the node's metric set.
 func (n *Node) Metrics() *metrics.Set { return n.metrics }
 

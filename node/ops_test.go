@@ -360,7 +360,7 @@ func TestAdminEvictAndClear(t *testing.T) {
 	if out["cleared"] != true || num(out, "removed_objects") != 2 {
 		t.Fatalf("clear: %v", out)
 	}
-	if b, o := n.Store().Usage(); b != 0 || o != 0 {
+	if b, o := n.store.Usage(); b != 0 || o != 0 {
 		t.Fatalf("after clear the store holds %d bytes in %d objects", b, o)
 	}
 	for i := range 6 {
@@ -387,15 +387,15 @@ func TestAdminConfig(t *testing.T) {
 	}
 
 	out = mustAPI(t, n, "POST", "/api/v1/admin/config", map[string]any{"max_cache_size": "100GB", "eviction_policy": "lru"})
-	if n.Store().MaxSize() != 100e9 || n.Store().Policy() != "lru" {
-		t.Fatalf("store runs with %d bytes, %s after the spec-shaped update", n.Store().MaxSize(), n.Store().Policy())
+	if n.store.MaxSize() != 100e9 || n.store.Policy() != "lru" {
+		t.Fatalf("store runs with %d bytes, %s after the spec-shaped update", n.store.MaxSize(), n.store.Policy())
 	}
 	if a := out["applied"].(map[string]any); a["cache.max_size"] != "100GB" || a["cache.eviction_policy"] != "lru" {
 		t.Fatalf("applied: %v", a)
 	}
 	mustAPI(t, n, "POST", "/api/v1/admin/config", map[string]any{"cache.max_size": 50_000_000, "cache.default_ttl": "2d"})
-	if n.Store().MaxSize() != 50e6 {
-		t.Fatalf("max size %d after a numeric update", n.Store().MaxSize())
+	if n.store.MaxSize() != 50e6 {
+		t.Fatalf("max size %d after a numeric update", n.store.MaxSize())
 	}
 
 	for body, key := range map[string]string{
@@ -414,8 +414,8 @@ func TestAdminConfig(t *testing.T) {
 			t.Errorf("%s: %d %v, want 400 naming %s", body, code, out, key)
 		}
 	}
-	if n.Store().MaxSize() != 50e6 {
-		t.Fatalf("a refused update changed max size to %d", n.Store().MaxSize())
+	if n.store.MaxSize() != 50e6 {
+		t.Fatalf("a refused update changed max size to %d", n.store.MaxSize())
 	}
 
 	level := new(slog.LevelVar)

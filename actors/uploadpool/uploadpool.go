@@ -2,7 +2,7 @@
 // from the local store to write-through upstreams in the background.
 //
 // Policies (decisions, not accidents):
-//   - Persistence: a job is written to Badger (prefix "q/") before the router
+//   - Persistence: a job is written to the store's queue (store.Queue) before the router
 //     answers the client, and removed only after the upstream acknowledged
 //     it, so a restart resumes every pending upload.
 //   - Concurrency: Workers uploads per upstream at a time.
@@ -17,7 +17,6 @@ package uploadpool
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +25,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
@@ -53,10 +51,8 @@ type Options struct {
 	Logger      *slog.Logger
 }
 
-const queuePrefix = "q/"
-
 type job struct {
-	key      []byte
+	seq      uint64
 	Ref      messages.Ref  `json:"ref"`
 	Meta     messages.Meta `json:"meta"`
 	attempts int
@@ -152,31 +148,19 @@ func (a *Actor) start(ctx actor.Context) {
 // load reads persisted jobs back into the queues (restart recovery).
 func (a *Actor) load() (int, error) {
 	n := 0
-	err := a.opts.Store.DB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(queuePrefix), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.KeyCopy(nil)
-			name, seq, ok := parseKey(key)
-			if !ok {
-				continue
-			}
-			if seq > a.seq {
-				a.seq = seq
-			}
-			t := a.targets[name]
-			if t == nil {
-				continue // an upstream removed from the config; its jobs stay inert
-			}
-			j := &job{key: key}
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, j) }); err != nil {
-				return fmt.Errorf("decode upload job %q: %w", key, err)
-			}
-			t.pending = append(t.pending, j)
-			t.depth.Add(1)
-			n++
+	err := a.opts.Store.Queue().Scan(func(e store.QueueEntry) error {
+		a.seq = max(a.seq, e.Seq)
+		t := a.targets[e.Upstream]
+		if t == nil {
+			return nil // an upstream removed from the config; its jobs stay inert
 		}
+		j := &job{seq: e.Seq}
+		if err := json.Unmarshal(e.Value, j); err != nil {
+			return fmt.Errorf("decode upload job %s/%d: %w", e.Upstream, e.Seq, err)
+		}
+		t.pending = append(t.pending, j)
+		t.depth.Add(1)
+		n++
 		return nil
 	})
 	return n, err
@@ -186,31 +170,28 @@ func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadQ
 	res := &messages.UploadQueued{}
 	var jobs []*job
 	var targets []*target
-	err := a.opts.Store.DB().Update(func(txn *badger.Txn) error {
-		for _, name := range m.Targets {
-			t := a.targets[name]
-			if t == nil {
-				continue
-			}
-			if int(t.depth.Load()) >= a.opts.MaxQueue {
-				res.Dropped = append(res.Dropped, name)
-				continue
-			}
-			a.seq++
-			j := &job{key: makeKey(name, a.seq), Ref: m.Ref, Meta: m.Meta}
-			v, err := json.Marshal(j)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(j.key, v); err != nil {
-				return err
-			}
-			jobs, targets = append(jobs, j), append(targets, t)
+	var entries []store.QueueEntry
+	for _, name := range m.Targets {
+		t := a.targets[name]
+		if t == nil {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		res.Err = fmt.Errorf("persist upload jobs: %w", err)
+		if int(t.depth.Load()) >= a.opts.MaxQueue {
+			res.Dropped = append(res.Dropped, name)
+			continue
+		}
+		a.seq++
+		j := &job{seq: a.seq, Ref: m.Ref, Meta: m.Meta}
+		v, err := json.Marshal(j)
+		if err != nil {
+			res.Err = fmt.Errorf("encode upload job: %w", err)
+			return res
+		}
+		entries = append(entries, store.QueueEntry{Upstream: name, Seq: j.seq, Value: v})
+		jobs, targets = append(jobs, j), append(targets, t)
+	}
+	if err := a.opts.Store.Queue().Append(entries...); err != nil {
+		res.Err = err
 		return res
 	}
 	for _, name := range res.Dropped {
@@ -292,7 +273,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 // forget removes a finished job from Badger and from the depth gauge.
 func (a *Actor) forget(t *target, j *job) {
 	t.depth.Add(-1)
-	if err := a.opts.Store.DB().Update(func(txn *badger.Txn) error { return txn.Delete(j.key) }); err != nil {
+	if err := a.opts.Store.Queue().Remove(t.name, j.seq); err != nil {
 		a.opts.Logger.Warn("removing finished upload job failed", "err", err)
 	}
 }
@@ -306,20 +287,4 @@ func (a *Actor) count(name, upstream string) {
 func backoff(base time.Duration, attempt int) time.Duration {
 	d := base << min(attempt-1, 16)
 	return min(d, 5*time.Minute)
-}
-
-// makeKey is q/<upstream>/<seq>: the big-endian sequence keeps the queue in
-// arrival order when it is read back.
-func makeKey(name string, seq uint64) []byte {
-	k := append([]byte(queuePrefix+name+"/"), make([]byte, 8)...)
-	binary.BigEndian.PutUint64(k[len(k)-8:], seq)
-	return k
-}
-
-func parseKey(k []byte) (string, uint64, bool) {
-	if len(k) < len(queuePrefix)+10 {
-		return "", 0, false
-	}
-	name := string(k[len(queuePrefix) : len(k)-9])
-	return name, binary.BigEndian.Uint64(k[len(k)-8:]), true
 }

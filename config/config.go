@@ -90,15 +90,21 @@ type UpstreamConfig struct {
 	// URL chooses the tier by scheme: grpc://host:port or grpcs://host:port
 	// (a Fabrik regional node), s3://bucket/prefix/ (S3 or compatible).
 	URL string `toml:"url"`
-	// Timeout bounds one request to this upstream.
+	// Timeout bounds one request to this upstream: the wait for its answer
+	// (the first byte of a read) and every stall while a body streams, not a
+	// whole large transfer. Default DefaultUpstreamTimeout (30s); read it
+	// with RequestTimeout.
 	Timeout Duration `toml:"timeout"`
 	// ReadOnly: never written to.
 	ReadOnly bool `toml:"read_only"`
-	// Permanent: never deleted from by eviction or admin clear.
+	// Permanent: never deleted from. Without it, an admin delete or clear
+	// on this node also deletes the artifact (every artifact this node holds,
+	// for clear) from this upstream, unless it is read_only. Default false.
 	Permanent bool `toml:"permanent"`
 	// WriteThrough writes every new artifact to this upstream (default true).
 	WriteThrough *bool `toml:"write_through"`
-	// Workers is the number of concurrent uploads to this upstream.
+	// Workers is the number of concurrent write-through uploads to this
+	// upstream. Default DefaultUploadWorkers (4); read it with UploadWorkers.
 	Workers int `toml:"workers"`
 	// Region is the S3 region (S3 upstreams; AWS_REGION is the fallback).
 	Region string `toml:"region"`
@@ -113,8 +119,35 @@ type UpstreamConfig struct {
 	PathStyle *bool `toml:"path_style"`
 }
 
+// Defaults of [[upstream]] keys that have no value in Default (an upstream
+// list is empty by default): code reads them through the methods below, so
+// each is written here once.
+const (
+	// DefaultUpstreamTimeout is timeout's default: a regional or S3 that
+	// stops answering turns into a miss within it, never a build that hangs.
+	DefaultUpstreamTimeout = 30 * time.Second
+	// DefaultUploadWorkers is workers' default.
+	DefaultUploadWorkers = 4
+)
+
 // IsWriteThrough reports the effective write_through (default true).
 func (u UpstreamConfig) IsWriteThrough() bool { return u.WriteThrough == nil || *u.WriteThrough }
+
+// RequestTimeout is the effective timeout (DefaultUpstreamTimeout when unset).
+func (u UpstreamConfig) RequestTimeout() time.Duration {
+	if u.Timeout <= 0 {
+		return DefaultUpstreamTimeout
+	}
+	return u.Timeout.D()
+}
+
+// UploadWorkers is the effective workers (DefaultUploadWorkers when unset).
+func (u UpstreamConfig) UploadWorkers() int {
+	if u.Workers <= 0 {
+		return DefaultUploadWorkers
+	}
+	return u.Workers
+}
 
 // AuthConfig configures JWT RS256 validation and the node's own token.
 type AuthConfig struct {

@@ -14,13 +14,22 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// Options configure a remote tier actor.
+// The breaker's and the in-flight bound's defaults (not config keys).
+const (
+	DefaultMaxInFlight      = 256
+	DefaultFailureThreshold = 5
+	DefaultCooldown         = 5 * time.Second
+)
+
+// Options configure a remote tier actor. Zero values take the defaults.
 type Options struct {
 	// Timeout bounds one request (the tier's own timeout may be shorter).
+	// Default: config.DefaultUpstreamTimeout.
 	Timeout time.Duration
 	// MaxInFlight bounds concurrent requests to the tier; past it reads are
 	// answered as misses at once (load shedding beats queueing for a cache).
@@ -36,16 +45,16 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = config.DefaultUpstreamTimeout
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 256
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.FailureThreshold <= 0 {
-		o.FailureThreshold = 5
+		o.FailureThreshold = DefaultFailureThreshold
 	}
 	if o.Cooldown <= 0 {
-		o.Cooldown = 5 * time.Second
+		o.Cooldown = DefaultCooldown
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -2,6 +2,16 @@
 // with no behaviour. Requests name an artifact by Ref; results carry metadata
 // and, for reads, a handle to the bytes. Bytes never travel inside a message:
 // a large artifact in a mailbox would be copied and held in memory.
+//
+// Reply convention, for every request between actors (here and in the
+// actor packages' own messages, such as local.Evict): a request X is
+// answered with exactly one *XResult (a pointer, never nil), and a failure
+// travels in its Err field, never as a bare error, bool or other type. A
+// result may say more (Found, Dropped), but Err is always there. Callers
+// read replies with actors.AskFor[*XResult] (or actors.Reply inside an
+// actor), which checks the type once. Each request's doc names its reply.
+// Messages an actor sends itself (timers, finished work) and Tell-only
+// notifications have no reply.
 package messages
 
 import (
@@ -95,9 +105,11 @@ type Put struct {
 	Blob StagedBlob
 }
 
-// StagedBlob is a verified file waiting to be committed into the store.
-// The store's Staged type implements it; the interface keeps this package free
-// of storage code.
+// StagedBlob is a verified file waiting to be committed into the store: in
+// practice always the store's *store.Staged, sealed by the store's Stager
+// (which hashed every byte). It is an interface only because this package
+// cannot name store.Staged (store imports messages); the local tier refuses
+// any other implementation with tier.ErrInvalid instead of trusting its hash.
 type StagedBlob interface {
 	// Path is the staging file's location.
 	Path() string
@@ -127,17 +139,17 @@ type DeleteResult struct {
 	Err   error
 }
 
-// Upload asks the upload pool to copy a locally stored artifact to one
-// upstream. Reply (when sent with Ask): *UploadQueued once the job is
-// persisted, so an acknowledged write-through survives a restart.
+// Upload asks the upload pool to copy a locally stored artifact to its
+// target upstreams. Reply: *UploadResult once the jobs are persisted, so an
+// acknowledged write-through survives a restart.
 type Upload struct {
 	Ref     Ref
 	Meta    Meta
 	Targets []string
 }
 
-// UploadQueued answers Upload.
-type UploadQueued struct {
+// UploadResult answers Upload.
+type UploadResult struct {
 	// Dropped lists targets whose queue was full: the overflow policy drops
 	// the new job and counts it.
 	Dropped []string

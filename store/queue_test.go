@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/tuist/fabrik-node/messages"
 )
 
 // The queue keeps each upstream's jobs in sequence order (big-endian keys,
@@ -36,5 +38,25 @@ func TestQueueOrderRemoveAndReopen(t *testing.T) {
 	want := []string{"upstream-0/1=1", "upstream-0/255=255", "upstream-0/256=256", "upstream-1/3=y"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("queue after reopen: %v, want %v", got, want)
+	}
+}
+
+// Refs lists every key and every CAS blob once; a blob reached only
+// through keys is not listed as a CAS ref.
+func TestRefsListsKeysAndCASBlobs(t *testing.T) {
+	s := openStore(t, Options{})
+	put(t, s, key("a"), content(1, 10))
+	put(t, s, key("b"), content(1, 10))
+	c := content(2, 10)
+	put(t, s, cas(c), c)
+	var got []string
+	if err := s.Refs(func(r messages.Ref) bool { got = append(got, r.String()); return true }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	want := []string{cas(c).String(), key("a").String(), key("b").String()}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Refs = %v, want %v", got, want)
 	}
 }

@@ -22,11 +22,16 @@ import (
 const Name = "local"
 
 // SetLimits changes the size bound and eviction policy at runtime (hot
-// reload, admin API). Reply: error (nil on success).
+// reload, admin API). Reply: *SetLimitsResult.
 type SetLimits struct {
 	MaxSize int64
 	Policy  string
 	TTL     time.Duration
+}
+
+// SetLimitsResult answers SetLimits; Err refuses an unknown policy.
+type SetLimitsResult struct {
+	Err error
 }
 
 // Evict asks for an eviction down to a target size (admin API).
@@ -43,8 +48,13 @@ type EvictResult struct {
 	Err     error
 }
 
-// Clear removes every artifact (admin API). Reply: error.
+// Clear removes every artifact (admin API). Reply: *ClearResult.
 type Clear struct{}
+
+// ClearResult answers Clear.
+type ClearResult struct {
+	Err error
+}
 
 // sweep is the actor's own timer tick for TTL expiry.
 type sweep struct{}
@@ -98,12 +108,9 @@ func (a *Actor) Receive(ctx actor.Context) {
 		meta, err := a.store.Stat(m.Ref)
 		ctx.Respond(statResult(meta, err))
 	case *messages.Put:
-		_, err := a.store.Commit(m.Ref, m.Meta, m.Blob.(*store.Staged))
-		if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
-			a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
-		}
+		res := a.put(m)
 		if ctx.Sender() != nil {
-			ctx.Respond(&messages.PutResult{Err: err})
+			ctx.Respond(res)
 		}
 	case *messages.Delete:
 		_, statErr := a.store.Stat(m.Ref)
@@ -115,12 +122,12 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if m.TTL > 0 {
 			a.ttl = m.TTL
 		}
-		ctx.Respond(err)
+		ctx.Respond(&SetLimitsResult{Err: err})
 	case *Evict:
 		n, freed, err := a.store.EvictTo(m.TargetBytes, m.Policy)
 		ctx.Respond(&EvictResult{Evicted: n, Freed: freed, Err: err})
 	case *Clear:
-		ctx.Respond(a.store.Clear())
+		ctx.Respond(&ClearResult{Err: a.store.Clear()})
 	case *sweep:
 		if a.ttl > 0 {
 			if n, err := a.store.ExpireTTL(time.Now()); err != nil {
@@ -144,6 +151,27 @@ func (a *Actor) get(m *messages.Get) *messages.GetResult {
 	}
 }
 
+// put commits a staged blob. messages.StagedBlob is an interface only
+// because messages cannot import store; the one implementation is the
+// store's *store.Staged, and anything else is refused (and discarded)
+// rather than trusted: its hash would not have been computed by the store.
+func (a *Actor) put(m *messages.Put) *messages.PutResult {
+	blob, ok := m.Blob.(*store.Staged)
+	if !ok {
+		if m.Blob != nil {
+			m.Blob.Discard()
+		}
+		return &messages.PutResult{Err: fmt.Errorf("%w: %s: %T is not a file staged by this node's store", tier.ErrInvalid, m.Ref, m.Blob)}
+	}
+	_, err := a.store.Commit(m.Ref, m.Meta, blob)
+	if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
+		a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
+	}
+	return &messages.PutResult{Err: err}
+}
+
+// failureFor is the reply to msg when handling it panicked: the request's
+// own result type, carrying err.
 func failureFor(msg any, err error) any {
 	switch msg.(type) {
 	case *messages.Get:
@@ -156,6 +184,10 @@ func failureFor(msg any, err error) any {
 		return &messages.DeleteResult{Err: err}
 	case *Evict:
 		return &EvictResult{Err: err}
+	case *SetLimits:
+		return &SetLimitsResult{Err: err}
+	case *Clear:
+		return &ClearResult{Err: err}
 	}
 	return err
 }

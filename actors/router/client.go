@@ -23,13 +23,9 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 }
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
-	res, err := c.router.Ask(ctx, &messages.Get{Ref: ref})
+	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, &messages.Get{Ref: ref})
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
-	}
-	r, ok := res.(*messages.GetResult)
-	if !ok {
-		return nil, fmt.Errorf("router answered Get with %T", res)
 	}
 	if r.Found && r.Body == nil {
 		f, err := c.store.OpenLocated(r.Meta, r.Path)
@@ -43,13 +39,9 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 }
 
 func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {
-	res, err := c.router.Ask(ctx, &messages.Stat{Ref: ref})
+	r, err := actors.AskFor[*messages.StatResult](ctx, c.router, &messages.Stat{Ref: ref})
 	if err != nil {
 		return &messages.StatResult{}, nil
-	}
-	r, ok := res.(*messages.StatResult)
-	if !ok {
-		return nil, fmt.Errorf("router answered Stat with %T", res)
 	}
 	return r, nil
 }
@@ -59,27 +51,38 @@ func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error
 }
 
 func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
-	res, err := c.router.Ask(ctx, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
+	r, err := actors.AskFor[*messages.PutResult](ctx, c.router, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
 	if err != nil {
 		blob.Discard()
 		return fmt.Errorf("store %s: %w", ref, err)
 	}
-	r, ok := res.(*messages.PutResult)
-	if !ok {
-		return fmt.Errorf("router answered Put with %T", res)
-	}
 	return r.Err
 }
 
+// Delete removes ref from the local tier only (what a build tool or an
+// edge deleting from its regional asks for). DeleteEverywhere also reaches
+// the upstreams.
 func (c *Cache) Delete(ctx context.Context, ref messages.Ref) error {
-	res, err := c.router.Ask(ctx, &messages.Delete{Ref: ref})
+	_, err := c.delete(ctx, &messages.Delete{Ref: ref})
+	return err
+}
+
+// DeleteEverywhere removes ref from the local tier and from every upstream
+// that is neither read-only nor permanent (the admin API's delete and
+// clear). found says whether the local tier had it.
+func (c *Cache) DeleteEverywhere(ctx context.Context, ref messages.Ref) (found bool, err error) {
+	return c.delete(ctx, &messages.Delete{Ref: ref, Upstreams: true})
+}
+
+func (c *Cache) delete(ctx context.Context, m *messages.Delete) (bool, error) {
+	r, err := actors.AskFor[*messages.DeleteResult](ctx, c.router, m)
+	if err == nil {
+		err = r.Err
+	}
 	if err != nil {
-		return fmt.Errorf("delete %s: %w", ref, err)
+		return false, fmt.Errorf("delete %s: %w", m.Ref, err)
 	}
-	if r, ok := res.(*messages.DeleteResult); ok {
-		return r.Err
-	}
-	return nil
+	return r.Found, nil
 }
 
 var _ adapters.Cache = (*Cache)(nil)

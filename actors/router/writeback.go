@@ -5,6 +5,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
 )
@@ -36,10 +37,11 @@ func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetRe
 func (a *Actor) commitWriteBack(ctx actor.Context, m *writeBackDone) {
 	fut := ctx.RequestFuture(a.opts.Local.PID(), m.put, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		if r, ok := res.(*messages.PutResult); err != nil || !ok || r.Err != nil {
-			if err == nil && ok {
-				err = r.Err
-			}
+		r, err := actors.Reply[*messages.PutResult](res, err)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
 			m.put.Blob.Discard()
 			a.opts.Logger.Warn("write-back to local tier failed", "ref", m.put.Ref.String(), "err", err)
 			return

@@ -6,9 +6,9 @@
 //     answers the client, and removed only after the upstream acknowledged
 //     it, so a restart resumes every pending upload.
 //   - Concurrency: Workers uploads per upstream at a time.
-//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts; then
+//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts (12); then
 //     the job is dropped, logged and counted (fabrik_upload_failures_total).
-//   - Overflow: at MaxQueue pending jobs for an upstream, new jobs for it are
+//   - Overflow: at MaxQueue (10,000) pending jobs for an upstream, new jobs for it are
 //     dropped and counted (fabrik_upload_dropped_total). A dead upstream
 //     cannot grow the queue without bound.
 //   - A job whose blob was evicted locally before upload is dropped: there is
@@ -26,6 +26,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
 	"github.com/tuist/fabrik-node/store"
@@ -39,14 +40,29 @@ type Target struct {
 	Timeout time.Duration
 }
 
-// Options configure the pool.
+// The pool's policy defaults. None is a config key: they are decisions,
+// written here once and read by New.
+const (
+	// DefaultMaxQueue bounds the pending jobs of one upstream.
+	DefaultMaxQueue = 10000
+	// DefaultMaxAttempts is how many times a job is tried before it is
+	// given up (12 attempts span about 40 minutes of backoff).
+	DefaultMaxAttempts = 12
+	// DefaultBaseBackoff is the first retry delay; each retry doubles it.
+	DefaultBaseBackoff = time.Second
+	// DefaultMaxBackoff caps the retry delay.
+	DefaultMaxBackoff = 5 * time.Minute
+)
+
+// Options configure the pool. Zero values take the defaults above.
 type Options struct {
 	Store       *store.Store
 	Targets     []Target
 	MaxQueue    int
 	MaxAttempts int
-	// BaseBackoff is the first retry delay (tests shorten it).
+	// BaseBackoff and MaxBackoff bound the retry delays (tests shorten them).
 	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
 	Metrics     *metrics.Set
 	Logger      *slog.Logger
 }
@@ -88,13 +104,16 @@ type Actor struct {
 // New returns a producer for the pool actor.
 func New(opts Options) func() actor.Actor {
 	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 10000
+		opts.MaxQueue = DefaultMaxQueue
 	}
 	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 12
+		opts.MaxAttempts = DefaultMaxAttempts
 	}
 	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = time.Second
+		opts.BaseBackoff = DefaultBaseBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -121,7 +140,7 @@ func (a *Actor) start(ctx actor.Context) {
 	a.targets = map[string]*target{}
 	for _, t := range a.opts.Targets {
 		if t.Workers <= 0 {
-			t.Workers = 4
+			t.Workers = config.DefaultUploadWorkers
 		}
 		tg := &target{Target: t, name: t.Tier.Name()}
 		a.targets[tg.name] = tg
@@ -166,8 +185,8 @@ func (a *Actor) load() (int, error) {
 	return n, err
 }
 
-func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadQueued {
-	res := &messages.UploadQueued{}
+func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadResult {
+	res := &messages.UploadResult{}
 	var jobs []*job
 	var targets []*target
 	var entries []store.QueueEntry
@@ -263,7 +282,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 			break
 		}
 		a.count("fabrik_upload_retries_total", t.name)
-		delay := backoff(a.opts.BaseBackoff, d.j.attempts)
+		delay := backoff(a.opts.BaseBackoff, a.opts.MaxBackoff, d.j.attempts)
 		self, root, j := ctx.Self(), ctx.ActorSystem().Root, d.j
 		time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
 	}
@@ -284,7 +303,7 @@ func (a *Actor) count(name, upstream string) {
 	}
 }
 
-func backoff(base time.Duration, attempt int) time.Duration {
+func backoff(base, ceiling time.Duration, attempt int) time.Duration {
 	d := base << min(attempt-1, 16)
-	return min(d, 5*time.Minute)
+	return min(d, ceiling)
 }

@@ -1,8 +1,9 @@
-// Package local is the local tier actor: it owns the node's store (Badger
-// index + blob files), serialises every mutation of it, and runs the TTL
-// sweep. Reads are answered inline: a Badger lookup and an open(2) take
-// microseconds, and the bytes are streamed by the caller from the returned
-// file handle, never through this mailbox.
+// Package local is the local tier actor: it serialises every mutation of
+// the node's store (Badger index + blob files) and runs the TTL sweep.
+// Reads are answered inline with the blob's path (an in-memory and Badger
+// lookup, microseconds); the caller opens the file and streams it in its
+// own goroutine (router.Cache does), never through this mailbox. It is not
+// a tier.Tier: it answers the router's messages from the store directly.
 package local
 
 import (

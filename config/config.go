@@ -67,13 +67,16 @@ type CacheConfig struct {
 	Dir string `toml:"dir" fabrik:"path"`
 	// MaxSize bounds the bytes of stored blobs. Above it the node evicts down
 	// to a low-water mark (90%); writes that cannot fit are refused (507).
+	// Default 5GB.
 	MaxSize ByteSize `toml:"max_size"`
 	// EvictionPolicy chooses what is evicted first: lru (least recently used),
-	// lfu (least frequently used) or ttl (oldest first).
+	// lfu (least frequently used) or ttl (oldest first). Default lfu.
 	EvictionPolicy string `toml:"eviction_policy"`
 	// DefaultTTL expires artifacts not accessed for this long (0 = never).
+	// Default 7d.
 	DefaultTTL Duration `toml:"default_ttl"`
 	// MaxArtifactSize refuses single uploads larger than this (413).
+	// Default 1GB.
 	MaxArtifactSize ByteSize `toml:"max_artifact_size"`
 	// Fsync makes blob files and the index durable before a write is
 	// acknowledged, so an acknowledged artifact also survives power loss.
@@ -159,7 +162,8 @@ type AuthConfig struct {
 	// JWKSURL is fetched every KeyRefreshInterval; the last good set stays in
 	// force when a refresh fails.
 	JWKSURL string `toml:"jwks_url"`
-	// KeyRefreshInterval is how often JWKS is refetched and key files rescanned.
+	// KeyRefreshInterval is how often JWKS is refetched and key files
+	// rescanned. Default 5m.
 	KeyRefreshInterval Duration `toml:"key_refresh_interval"`
 	// Required turns checking on or off. Default: on when any key source is
 	// configured, off otherwise (logged loudly at start).
@@ -167,7 +171,7 @@ type AuthConfig struct {
 	// Issuer and Audience, when set, must match the token's iss and aud.
 	Issuer   string `toml:"issuer"`
 	Audience string `toml:"audience"`
-	// Leeway tolerates clock skew on exp, nbf and iat.
+	// Leeway tolerates clock skew on exp, nbf and iat. Default 30s.
 	Leeway Duration `toml:"leeway"`
 	// Token is this node's machine token, sent to its upstreams (env
 	// FABRIK_TOKEN is the fallback). TokenFile reads it from a file instead.
@@ -222,23 +226,25 @@ type ToolConfig struct {
 type FabrikConfig struct {
 	// Enabled serves the Fabrik protocol (always on for the regional role).
 	Enabled bool `toml:"enabled"`
-	// Bind is the gRPC listen address (default 0.0.0.0:7070 for regional).
+	// Bind is the gRPC listen address. Default 0.0.0.0:7070 on a regional
+	// node, 127.0.0.1:7070 on an edge.
 	Bind string `toml:"bind"`
 }
 
 // ObservabilityConfig configures logs and the operations endpoints.
 type ObservabilityConfig struct {
-	// LogLevel: debug, info, warn, error.
+	// LogLevel: debug, info, warn, error. Default info.
 	LogLevel string `toml:"log_level"`
-	// LogFormat: json (servers) or text.
+	// LogFormat: json (servers) or text. Default json.
 	LogFormat string `toml:"log_format"`
 	// HealthBind serves GET /health (public). Default 127.0.0.1:8888 on an
 	// edge, 0.0.0.0:8888 on a regional node.
 	HealthBind string `toml:"health_bind"`
 	// HealthEnabled turns the health listener on (default true).
 	HealthEnabled *bool `toml:"health_enabled"`
-	// APIBind serves /metrics and /api/v1 (JWT-protected). MetricsBind is the
-	// spec's older name for the same listener.
+	// APIBind serves /metrics and /api/v1 (JWT-protected). Default
+	// 127.0.0.1:9091 on an edge, 0.0.0.0:9091 on a regional node.
+	// MetricsBind is the spec's older name for the same listener.
 	APIBind     string `toml:"api_bind"`
 	MetricsBind string `toml:"metrics_bind"`
 	// MetricsEnabled serves /metrics (default true).
@@ -262,6 +268,7 @@ type ObservabilityConfig struct {
 // RuntimeConfig configures process limits.
 type RuntimeConfig struct {
 	// GracefulShutdownTimeout bounds the drain of in-flight requests.
+	// Default 30s.
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
 	// MaxConcurrentRequests bounds in-flight requests per listener (0 = no limit).
 	MaxConcurrentRequests int `toml:"max_concurrent_requests"`

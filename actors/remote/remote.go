@@ -144,7 +144,7 @@ func (a *Actor) run(ctx actor.Context, op func(context.Context) (any, bool, erro
 			if p := recover(); p != nil {
 				a.opts.Logger.Error("tier panicked; answered as a miss", "tier", a.tier.Name(), "panic", p)
 				if sender != nil {
-					root.Send(sender, missFor(msg, a.tier.Name()))
+					root.Send(sender, missFor(msg, a.tier.Name(), fmt.Errorf("%s panicked: %v", a.tier.Name(), p)))
 				}
 				root.Send(self, &done{failed: true, err: fmt.Errorf("panic: %v", p)})
 			}
@@ -215,13 +215,14 @@ func (a *Actor) report(result string, took time.Duration) {
 	}
 }
 
-// missFor is the miss answer to a request message.
-func missFor(msg any, tierName string) any {
+// missFor is the answer to a request whose tier call panicked: a read is
+// a miss (the router moves on), a delete has failed.
+func missFor(msg any, tierName string, err error) any {
 	switch msg.(type) {
 	case *messages.Stat:
 		return &messages.StatResult{Tier: tierName}
 	case *messages.Delete:
-		return &messages.DeleteResult{}
+		return &messages.DeleteResult{Err: err}
 	}
 	return &messages.GetResult{Tier: tierName}
 }

@@ -209,9 +209,11 @@ func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadR
 		entries = append(entries, store.QueueEntry{Upstream: name, Seq: j.seq, Value: v})
 		jobs, targets = append(jobs, j), append(targets, t)
 	}
-	if err := a.opts.Store.Queue().Append(entries...); err != nil {
-		res.Err = err
-		return res
+	if len(entries) > 0 {
+		if err := a.opts.Store.Queue().Append(entries...); err != nil {
+			res.Err = err
+			return res
+		}
 	}
 	for _, name := range res.Dropped {
 		a.count("fabrik_upload_dropped_total", name)

@@ -295,6 +295,8 @@ func TestAPIAuthScopes(t *testing.T) {
 		{"GET", "/api/v1/admin/config", read, nil, 403},
 		{"POST", "/api/v1/admin/evict", read, map[string]any{"target_size_bytes": 0}, 403},
 		{"POST", "/api/v1/admin/clear", write, map[string]any{"confirm": true}, 403},
+		{"POST", "/api/v1/admin/delete", write, map[string]any{"namespace": "gradle", "key": "k"}, 403},
+		{"POST", "/api/v1/admin/delete", admin, map[string]any{"namespace": "gradle", "key": "k"}, 200},
 		{"GET", "/api/v1/admin/config", admin, nil, 200},
 		{"POST", "/api/v1/admin/evict", admin, map[string]any{"target_size_bytes": 0}, 200},
 	} {
@@ -309,7 +311,7 @@ func TestAPIAuthScopes(t *testing.T) {
 
 func TestAdminDisabledByDefault(t *testing.T) {
 	n := startNode(t, config.RoleEdge, testConfig(t, config.RoleEdge, t.TempDir()))
-	for _, p := range []string{"GET /api/v1/admin/config", "POST /api/v1/admin/clear", "POST /api/v1/admin/evict"} {
+	for _, p := range []string{"GET /api/v1/admin/config", "POST /api/v1/admin/clear", "POST /api/v1/admin/evict", "POST /api/v1/admin/delete"} {
 		m, path, _ := strings.Cut(p, " ")
 		if code, _ := api(t, n, m, path, "", map[string]any{"confirm": true}); code != http.StatusNotFound {
 			t.Errorf("%s with the admin API off: %d, want 404", p, code)

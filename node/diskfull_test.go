@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tuist/fabrik-node/config"
-	"github.com/tuist/fabrik-node/e2e/harness"
+	"github.com/tuist/fabrik-node/internal/ci"
 	"github.com/tuist/fabrik-node/messages"
 )
 
@@ -20,7 +20,7 @@ func TestFullDiskRefusesCleanly(t *testing.T) {
 	// CI runs as root and can mount; a developer's unprivileged run cannot,
 	// so only there (not under CI or FABRIK_E2E_REQUIRE=1) does this skip.
 	skip := t.Skipf
-	if harness.MustHaveTools() {
+	if ci.Strict() {
 		skip = t.Fatalf
 	}
 	if os.Geteuid() != 0 {

@@ -126,14 +126,16 @@ type PutResult struct {
 	Err error
 }
 
-// Delete removes an artifact from the local tier (and, when Upstreams is set,
-// from every upstream that is not permanent). Reply: *DeleteResult.
+// Delete removes an artifact from the local tier and, when Upstreams is set
+// (the admin API's delete and clear), from every upstream that is neither
+// permanent nor read-only. Reply: *DeleteResult.
 type Delete struct {
 	Ref       Ref
 	Upstreams bool
 }
 
-// DeleteResult answers Delete.
+// DeleteResult answers Delete. Found says whether the local tier had the
+// artifact; Err is the local failure, else the first upstream's.
 type DeleteResult struct {
 	Found bool
 	Err   error

@@ -89,8 +89,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("local tier panicked; restarting", "panic", p)
-			if ctx.Sender() != nil {
-				ctx.Respond(failureFor(ctx.Message(), fmt.Errorf("local tier panicked: %v", p)))
+			if res := failureFor(ctx.Message(), fmt.Errorf("local tier panicked: %v", p)); res != nil && ctx.Sender() != nil {
+				ctx.Respond(res)
 			}
 			panic(p)
 		}
@@ -190,7 +190,7 @@ func failureFor(msg any, err error) any {
 	case *Clear:
 		return &ClearResult{Err: err}
 	}
-	return err
+	return nil // not a request (the sweep tick): nobody waits for an answer
 }
 
 func statResult(meta messages.Meta, err error) *messages.StatResult {

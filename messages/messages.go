@@ -12,6 +12,11 @@
 // actor), which checks the type once. Each request's doc names its reply.
 // Messages an actor sends itself (timers, finished work) and Tell-only
 // notifications have no reply.
+//
+// Writes are not in this package: local.Put carries the store's sealed
+// staging file (*store.Staged), a type this package cannot name (store
+// imports messages), and a message field typed as an interface would need
+// a type assertion to be committed.
 package messages
 
 import (
@@ -94,36 +99,6 @@ type StatResult struct {
 	Meta  Meta
 	Tier  string
 	Err   error
-}
-
-// Put stores an artifact whose bytes were already staged (hashed and written
-// to a file) by the adapter that received them. Reply: *PutResult.
-type Put struct {
-	Ref  Ref
-	Meta Meta
-	// Blob is the sealed staging file; the local tier takes ownership of it.
-	Blob StagedBlob
-}
-
-// StagedBlob is a verified file waiting to be committed into the store: in
-// practice always the store's *store.Staged, sealed by the store's Stager
-// (which hashed every byte). It is an interface only because this package
-// cannot name store.Staged (store imports messages); the local tier refuses
-// any other implementation with tier.ErrInvalid instead of trusting its hash.
-type StagedBlob interface {
-	// Path is the staging file's location.
-	Path() string
-	// Hash and Size are the verified digest of the staged content.
-	Hash() string
-	Size() int64
-	// Discard removes the staging file if nobody committed it.
-	Discard()
-}
-
-// PutResult answers Put. Err is nil once the artifact is durable in the local
-// tier; write-through to upstreams happens after the reply.
-type PutResult struct {
-	Err error
 }
 
 // Delete removes an artifact from the local tier and, when Upstreams is set

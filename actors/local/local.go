@@ -22,6 +22,23 @@ import (
 // Name is the tier name of the local store in logs, metrics and GetResult.Tier.
 const Name = "local"
 
+// Put commits an artifact whose bytes the adapter already staged (hashed,
+// verified and sealed by the store's Stager) under Ref. The local tier
+// takes ownership of Blob: it is committed or discarded. The router
+// forwards router.Cache's writes and its own write-backs as Put.
+// Reply: *PutResult.
+type Put struct {
+	Ref  messages.Ref
+	Meta messages.Meta
+	Blob *store.Staged
+}
+
+// PutResult answers Put. Err is nil once the artifact is durable in the
+// local tier; write-through to upstreams happens after the reply.
+type PutResult struct {
+	Err error
+}
+
 // SetLimits changes the size bound and eviction policy at runtime (hot
 // reload, admin API). Reply: *SetLimitsResult.
 type SetLimits struct {
@@ -108,7 +125,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Stat:
 		meta, err := a.store.Stat(m.Ref)
 		ctx.Respond(statResult(meta, err))
-	case *messages.Put:
+	case *Put:
 		res := a.put(m)
 		if ctx.Sender() != nil {
 			ctx.Respond(res)
@@ -152,23 +169,13 @@ func (a *Actor) get(m *messages.Get) *messages.GetResult {
 	}
 }
 
-// put commits a staged blob. messages.StagedBlob is an interface only
-// because messages cannot import store; the one implementation is the
-// store's *store.Staged, and anything else is refused (and discarded)
-// rather than trusted: its hash would not have been computed by the store.
-func (a *Actor) put(m *messages.Put) *messages.PutResult {
-	blob, ok := m.Blob.(*store.Staged)
-	if !ok {
-		if m.Blob != nil {
-			m.Blob.Discard()
-		}
-		return &messages.PutResult{Err: fmt.Errorf("%w: %s: %T is not a file staged by this node's store", tier.ErrInvalid, m.Ref, m.Blob)}
-	}
-	_, err := a.store.Commit(m.Ref, m.Meta, blob)
+// put commits a staged blob.
+func (a *Actor) put(m *Put) *PutResult {
+	_, err := a.store.Commit(m.Ref, m.Meta, m.Blob)
 	if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
 		a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
 	}
-	return &messages.PutResult{Err: err}
+	return &PutResult{Err: err}
 }
 
 // failureFor is the reply to msg when handling it panicked: the request's
@@ -179,8 +186,8 @@ func failureFor(msg any, err error) any {
 		return &messages.GetResult{Tier: Name, Err: err}
 	case *messages.Stat:
 		return &messages.StatResult{Tier: Name, Err: err}
-	case *messages.Put:
-		return &messages.PutResult{Err: err}
+	case *Put:
+		return &PutResult{Err: err}
 	case *messages.Delete:
 		return &messages.DeleteResult{Err: err}
 	case *Evict:

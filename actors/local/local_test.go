@@ -63,7 +63,7 @@ var ref = messages.Ref{Namespace: "gradle", Key: "k"}
 func TestPutGetStatDelete(t *testing.T) {
 	st, l := start(t, 0, 0, store.Options{})
 	b := []byte("artifact bytes")
-	if r := ask[*messages.PutResult](t, l, &messages.Put{Ref: ref, Blob: staged(t, st, b)}); r.Err != nil {
+	if r := ask[*local.PutResult](t, l, &local.Put{Ref: ref, Blob: staged(t, st, b)}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	g := ask[*messages.GetResult](t, l, &messages.Get{Ref: ref})
@@ -94,33 +94,10 @@ func TestPutGetStatDelete(t *testing.T) {
 	}
 }
 
-// foreign is a StagedBlob the store did not stage.
-type foreign struct{ discarded bool }
-
-func (f *foreign) Path() string { return "/etc/passwd" }
-func (f *foreign) Hash() string {
-	return "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-}
-func (f *foreign) Size() int64 { return 0 }
-func (f *foreign) Discard()    { f.discarded = true }
-
-// A blob the store did not stage is refused and discarded, never trusted.
-func TestPutRefusesForeignBlob(t *testing.T) {
-	_, l := start(t, 0, 0, store.Options{})
-	f := &foreign{}
-	r := ask[*messages.PutResult](t, l, &messages.Put{Ref: ref, Blob: f})
-	if !errors.Is(r.Err, tier.ErrInvalid) || !f.discarded {
-		t.Fatalf("foreign blob: err %v, discarded %v; want ErrInvalid and discarded", r.Err, f.discarded)
-	}
-	if g := ask[*messages.GetResult](t, l, &messages.Get{Ref: ref}); g.Found {
-		t.Fatal("a foreign blob was stored")
-	}
-}
-
 // A full store refuses with ErrFull in the result.
 func TestPutFullIsErrFull(t *testing.T) {
 	st, l := start(t, 0, 0, store.Options{MaxSize: 10})
-	r := ask[*messages.PutResult](t, l, &messages.Put{Ref: ref, Blob: staged(t, st, make([]byte, 11))})
+	r := ask[*local.PutResult](t, l, &local.Put{Ref: ref, Blob: staged(t, st, make([]byte, 11))})
 	if !errors.Is(r.Err, tier.ErrFull) {
 		t.Fatalf("oversized put: %v, want ErrFull", r.Err)
 	}
@@ -132,7 +109,7 @@ func TestLimitsEvictClear(t *testing.T) {
 	st, l := start(t, 0, 0, store.Options{})
 	for i, k := range []string{"a", "b", "c"} {
 		r := messages.Ref{Namespace: "gradle", Key: k}
-		if res := ask[*messages.PutResult](t, l, &messages.Put{Ref: r, Blob: staged(t, st, bytes.Repeat([]byte{byte(i)}, 100))}); res.Err != nil {
+		if res := ask[*local.PutResult](t, l, &local.Put{Ref: r, Blob: staged(t, st, bytes.Repeat([]byte{byte(i)}, 100))}); res.Err != nil {
 			t.Fatal(res.Err)
 		}
 	}
@@ -159,7 +136,7 @@ func TestTTLSweep(t *testing.T) {
 	// compares against the real time.
 	twoHoursAgo := func() time.Time { return time.Now().Add(-2 * time.Hour) }
 	st, l := start(t, time.Hour, 10*time.Millisecond, store.Options{DefaultTTL: time.Hour, Now: twoHoursAgo})
-	if r := ask[*messages.PutResult](t, l, &messages.Put{Ref: ref, Blob: staged(t, st, []byte("old"))}); r.Err != nil {
+	if r := ask[*local.PutResult](t, l, &local.Put{Ref: ref, Blob: staged(t, st, []byte("old"))}); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
@@ -51,7 +52,7 @@ func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error
 }
 
 func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
-	r, err := actors.AskFor[*messages.PutResult](ctx, c.router, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
+	r, err := actors.AskFor[*local.PutResult](ctx, c.router, &local.Put{Ref: ref, Meta: meta, Blob: blob})
 	if err != nil {
 		blob.Discard()
 		return fmt.Errorf("store %s: %w", ref, err)

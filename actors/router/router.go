@@ -62,7 +62,7 @@ const localTimeout = 30 * time.Second
 // writeBackDone reports that an upstream hit was fully received and
 // verified into a staging file, ready for the local commit.
 type writeBackDone struct {
-	put    *messages.Put
+	put    *local.Put
 	served int // index of the upstream that served the hit
 }
 
@@ -87,7 +87,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.read(ctx, m, -1, time.Now())
 	case *messages.Stat:
 		a.stat(ctx, m, -1)
-	case *messages.Put:
+	case *local.Put:
 		a.write(ctx, m)
 	case *messages.Delete:
 		a.delete(ctx, m)
@@ -151,13 +151,13 @@ func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
 }
 
 // write commits locally, then persists write-through jobs, then answers.
-func (a *Actor) write(ctx actor.Context, m *messages.Put) {
+func (a *Actor) write(ctx actor.Context, m *local.Put) {
 	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		r, err := actors.Reply[*messages.PutResult](res, err)
+		r, err := actors.Reply[*local.PutResult](res, err)
 		if err != nil {
 			m.Blob.Discard()
-			ctx.Respond(&messages.PutResult{Err: fmt.Errorf("local tier: %w", err)})
+			ctx.Respond(&local.PutResult{Err: fmt.Errorf("local tier: %w", err)})
 			return
 		}
 		if r.Err != nil {

@@ -1,7 +1,14 @@
 // Package actors is the node's seam over the actor library: a System that
-// spawns actors and a Ref with Tell and Ask. Everything else in the node talks
-// to actors through this file only, so the hot path stays two or three cheap
-// hops and protoactor-go stays swappable.
+// spawns actors and a Ref with Tell, Ask and AskFor. Code outside actors/
+// (node, adapters, ops) talks to actors through this file only and never
+// imports protoactor-go. The actor implementations under actors/ do use the
+// library directly (actor.Context, RequestFuture, ReenterAfter, Ref.PID):
+// replacing protoactor-go means rewriting those packages, not their callers.
+//
+// Replies follow one convention (see package messages): every request is
+// answered with one pointer type, *XResult, whose Err field carries a
+// failure. AskFor and Reply check that type once, so callers never assert
+// on a reply themselves.
 package actors
 
 import (
@@ -74,6 +81,32 @@ func (r Ref) Ask(ctx context.Context, msg any) (any, error) {
 	}
 	return res, nil
 }
+
+// AskFor is Ask with the reply's type checked: T is the request's *XResult.
+// A reply of any other type is an error naming both types (a programming
+// error between two actors, reported rather than panicking a caller).
+func AskFor[T any](ctx context.Context, r Ref, msg any) (T, error) {
+	return Reply[T](r.Ask(ctx, msg))
+}
+
+// Reply checks a reply that arrived some other way (a future continued with
+// ReenterAfter inside an actor): err is the future's error, passed through;
+// a nil or mistyped reply is an error.
+func Reply[T any](res any, err error) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	t, ok := res.(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: got %T, want %T", ErrBadReply, res, zero)
+	}
+	return t, nil
+}
+
+// ErrBadReply means an actor answered with a type its request does not
+// name: two actors disagree about the vocabulary in messages/.
+var ErrBadReply = errors.New("unexpected reply type")
 
 // Spawn starts an actor under the root with the given name. Its supervisor
 // restarts it when it panics (the library's default one-for-one strategy),

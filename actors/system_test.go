@@ -2,6 +2,8 @@ package actors_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -60,5 +62,25 @@ func TestAskHonoursDeadline(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("ask took %v, want about 100ms", d)
+	}
+}
+
+type wantedResult struct{ Err error }
+
+// AskFor checks the reply's type once: a reply of another type is
+// ErrBadReply naming both, never a panic in the caller.
+func TestAskForChecksReplyType(t *testing.T) {
+	sys := actors.NewSystem()
+	defer sys.Shutdown()
+	ref, _ := sys.Spawn("echo", func() actor.Actor { return &crashy{starts: &atomic.Int32{}} })
+	defer sys.Stop(ref)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s, err := actors.AskFor[string](ctx, ref, "hi"); err != nil || s != "echo hi" {
+		t.Fatalf("AskFor[string] = %q, %v", s, err)
+	}
+	_, err := actors.AskFor[*wantedResult](ctx, ref, "hi")
+	if !errors.Is(err, actors.ErrBadReply) || !strings.Contains(err.Error(), "string") {
+		t.Fatalf("mistyped reply: %v, want ErrBadReply naming string", err)
 	}
 }

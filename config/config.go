@@ -69,13 +69,16 @@ type CacheConfig struct {
 	Dir string `toml:"dir" fabrik:"path"`
 	// MaxSize bounds the bytes of stored blobs. Above it the node evicts down
 	// to a low-water mark (90%); writes that cannot fit are refused (507).
+	// Default 5GB.
 	MaxSize ByteSize `toml:"max_size"`
 	// EvictionPolicy chooses what is evicted first: lru (least recently used),
-	// lfu (least frequently used) or ttl (oldest first).
+	// lfu (least frequently used) or ttl (oldest first). Default lfu.
 	EvictionPolicy string `toml:"eviction_policy"`
 	// DefaultTTL expires artifacts not accessed for this long (0 = never).
+	// Default 7d.
 	DefaultTTL Duration `toml:"default_ttl"`
 	// MaxArtifactSize refuses single uploads larger than this (413).
+	// Default 1GB.
 	MaxArtifactSize ByteSize `toml:"max_artifact_size"`
 	// Fsync makes blob files and the index durable before a write is
 	// acknowledged, so an acknowledged artifact also survives power loss.
@@ -97,15 +100,21 @@ type UpstreamConfig struct {
 	// URL chooses the tier by scheme: grpc://host:port or grpcs://host:port
 	// (a Fabrik regional node), s3://bucket/prefix/ (S3 or compatible).
 	URL string `toml:"url"`
-	// Timeout bounds one request to this upstream.
+	// Timeout bounds one request to this upstream: the wait for its answer
+	// (the first byte of a read) and every stall while a body streams, not a
+	// whole large transfer. Default DefaultUpstreamTimeout (30s); read it
+	// with RequestTimeout.
 	Timeout Duration `toml:"timeout"`
 	// ReadOnly: never written to.
 	ReadOnly bool `toml:"read_only"`
-	// Permanent: never deleted from by eviction or admin clear.
+	// Permanent: never deleted from. Without it, an admin delete or clear
+	// on this node also deletes the artifact (every artifact this node holds,
+	// for clear) from this upstream, unless it is read_only. Default false.
 	Permanent bool `toml:"permanent"`
 	// WriteThrough writes every new artifact to this upstream (default true).
 	WriteThrough *bool `toml:"write_through"`
-	// Workers is the number of concurrent uploads to this upstream.
+	// Workers is the number of concurrent write-through uploads to this
+	// upstream. Default DefaultUploadWorkers (4); read it with UploadWorkers.
 	Workers int `toml:"workers"`
 	// Region is the S3 region (S3 upstreams; AWS_REGION is the fallback).
 	Region string `toml:"region"`
@@ -120,8 +129,35 @@ type UpstreamConfig struct {
 	PathStyle *bool `toml:"path_style"`
 }
 
+// Defaults of [[upstream]] keys that have no value in Default (an upstream
+// list is empty by default): code reads them through the methods below, so
+// each is written here once.
+const (
+	// DefaultUpstreamTimeout is timeout's default: a regional or S3 that
+	// stops answering turns into a miss within it, never a build that hangs.
+	DefaultUpstreamTimeout = 30 * time.Second
+	// DefaultUploadWorkers is workers' default.
+	DefaultUploadWorkers = 4
+)
+
 // IsWriteThrough reports the effective write_through (default true).
 func (u UpstreamConfig) IsWriteThrough() bool { return u.WriteThrough == nil || *u.WriteThrough }
+
+// RequestTimeout is the effective timeout (DefaultUpstreamTimeout when unset).
+func (u UpstreamConfig) RequestTimeout() time.Duration {
+	if u.Timeout <= 0 {
+		return DefaultUpstreamTimeout
+	}
+	return u.Timeout.D()
+}
+
+// UploadWorkers is the effective workers (DefaultUploadWorkers when unset).
+func (u UpstreamConfig) UploadWorkers() int {
+	if u.Workers <= 0 {
+		return DefaultUploadWorkers
+	}
+	return u.Workers
+}
 
 // AuthConfig configures JWT RS256 validation and the node's own token.
 type AuthConfig struct {
@@ -133,7 +169,8 @@ type AuthConfig struct {
 	// JWKSURL is fetched every KeyRefreshInterval; the last good set stays in
 	// force when a refresh fails.
 	JWKSURL string `toml:"jwks_url"`
-	// KeyRefreshInterval is how often JWKS is refetched and key files rescanned.
+	// KeyRefreshInterval is how often JWKS is refetched and key files
+	// rescanned. Default 5m.
 	KeyRefreshInterval Duration `toml:"key_refresh_interval"`
 	// Required turns checking on or off. Default: on when any key source is
 	// configured, off otherwise (logged loudly at start).
@@ -141,7 +178,7 @@ type AuthConfig struct {
 	// Issuer and Audience, when set, must match the token's iss and aud.
 	Issuer   string `toml:"issuer"`
 	Audience string `toml:"audience"`
-	// Leeway tolerates clock skew on exp, nbf and iat.
+	// Leeway tolerates clock skew on exp, nbf and iat. Default 30s.
 	Leeway Duration `toml:"leeway"`
 	// TenantClaim names the token claim that binds a request to one tenant
 	// (default "project_id"). A token carrying it sees only that tenant's
@@ -241,23 +278,25 @@ type SccacheConfig struct {
 type FabrikConfig struct {
 	// Enabled serves the Fabrik protocol (always on for the regional role).
 	Enabled bool `toml:"enabled"`
-	// Bind is the gRPC listen address (default 0.0.0.0:7070 for regional).
+	// Bind is the gRPC listen address. Default 0.0.0.0:7070 on a regional
+	// node, 127.0.0.1:7070 on an edge.
 	Bind string `toml:"bind"`
 }
 
 // ObservabilityConfig configures logs and the operations endpoints.
 type ObservabilityConfig struct {
-	// LogLevel: debug, info, warn, error.
+	// LogLevel: debug, info, warn, error. Default info.
 	LogLevel string `toml:"log_level"`
-	// LogFormat: json (servers) or text.
+	// LogFormat: json (servers) or text. Default json.
 	LogFormat string `toml:"log_format"`
 	// HealthBind serves GET /health (public). Default 127.0.0.1:8888 on an
 	// edge, 0.0.0.0:8888 on a regional node.
 	HealthBind string `toml:"health_bind"`
 	// HealthEnabled turns the health listener on (default true).
 	HealthEnabled *bool `toml:"health_enabled"`
-	// APIBind serves /metrics and /api/v1 (JWT-protected). MetricsBind is the
-	// spec's older name for the same listener.
+	// APIBind serves /metrics and /api/v1 (JWT-protected). Default
+	// 127.0.0.1:9091 on an edge, 0.0.0.0:9091 on a regional node.
+	// MetricsBind is the spec's older name for the same listener.
 	APIBind     string `toml:"api_bind"`
 	MetricsBind string `toml:"metrics_bind"`
 	// MetricsEnabled serves /metrics (default true).
@@ -281,6 +320,7 @@ type ObservabilityConfig struct {
 // RuntimeConfig configures process limits.
 type RuntimeConfig struct {
 	// GracefulShutdownTimeout bounds the drain of in-flight requests.
+	// Default 30s.
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
 	// MaxConcurrentRequests bounds in-flight requests per listener; past it
 	// HTTP answers 503 with Retry-After and gRPC UNAVAILABLE, which clients

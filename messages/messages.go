@@ -2,6 +2,21 @@
 // with no behaviour. Requests name an artifact by Ref; results carry metadata
 // and, for reads, a handle to the bytes. Bytes never travel inside a message:
 // a large artifact in a mailbox would be copied and held in memory.
+//
+// Reply convention, for every request between actors (here and in the
+// actor packages' own messages, such as local.Evict): a request X is
+// answered with exactly one *XResult (a pointer, never nil), and a failure
+// travels in its Err field, never as a bare error, bool or other type. A
+// result may say more (Found, Dropped), but Err is always there. Callers
+// read replies with actors.AskFor[*XResult] (or actors.Reply inside an
+// actor), which checks the type once. Each request's doc names its reply.
+// Messages an actor sends itself (timers, finished work) and Tell-only
+// notifications have no reply.
+//
+// Writes are not in this package: local.Put carries the store's sealed
+// staging file (*store.Staged), a type this package cannot name (store
+// imports messages), and a message field typed as an interface would need
+// a type assertion to be committed.
 package messages
 
 import (
@@ -89,58 +104,32 @@ type StatResult struct {
 	Err   error
 }
 
-// Put stores an artifact whose bytes were already staged (hashed and written
-// to a file) by the adapter that received them. Reply: *PutResult.
-type Put struct {
-	Ref  Ref
-	Meta Meta
-	// Blob is the sealed staging file; the local tier takes ownership of it.
-	Blob StagedBlob
-}
-
-// StagedBlob is a verified file waiting to be committed into the store.
-// The store's Staged type implements it; the interface keeps this package free
-// of storage code.
-type StagedBlob interface {
-	// Path is the staging file's location.
-	Path() string
-	// Hash and Size are the verified digest of the staged content.
-	Hash() string
-	Size() int64
-	// Discard removes the staging file if nobody committed it.
-	Discard()
-}
-
-// PutResult answers Put. Err is nil once the artifact is durable in the local
-// tier; write-through to upstreams happens after the reply.
-type PutResult struct {
-	Err error
-}
-
-// Delete removes an artifact from the local tier (and, when Upstreams is set,
-// from every upstream that is not permanent). Reply: *DeleteResult.
+// Delete removes an artifact from the local tier and, when Upstreams is set
+// (the admin API's delete and clear), from every upstream that is neither
+// permanent nor read-only. Reply: *DeleteResult.
 type Delete struct {
 	Ref       Ref
 	Upstreams bool
 }
 
-// DeleteResult answers Delete.
+// DeleteResult answers Delete. Found says whether the local tier had the
+// artifact; Err is the local failure, else the first upstream's.
 type DeleteResult struct {
 	Found bool
 	Err   error
 }
 
-// Upload asks the upload pool to copy a locally stored artifact to one
-// upstream. Reply (when sent with Ask): *UploadQueued once the job is
-// persisted, so an acknowledged write-through survives a restart.
+// Upload asks the upload pool to copy a locally stored artifact to its
+// target upstreams. Reply: *UploadResult once the jobs are persisted, so an
+// acknowledged write-through survives a restart.
 type Upload struct {
 	Ref     Ref
 	Meta    Meta
 	Targets []string
 }
 
-// UploadQueued answers Upload.
-type UploadQueued struct {
+// UploadResult answers Upload.
+type UploadResult struct {
 	// Dropped lists targets whose queue was full: the overflow policy drops
 	// the new job and counts it.
 	Dropped []string

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/adapter"
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/adapters/bazel"
@@ -129,7 +130,7 @@ func (n *Node) mountAdapter(name string, routes httpfront.Routes, front *httpfro
 	n.adapterRefs = append(n.adapterRefs, ref)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if ok, err := ref.Ask(ctx, &adapter.Mounted{}); err != nil || ok != true {
+	if res, err := actors.AskFor[*adapter.MountedResult](ctx, ref, &adapter.Mounted{}); err != nil || !res.Mounted {
 		return fmt.Errorf("adapter %s did not mount: %v", name, err)
 	}
 	return nil

@@ -242,9 +242,6 @@ func (n *Node) Addr(name string) string { return n.addrs[name] }
 // Cache is the node's router seen as an adapters.Cache (tests, wrappers).
 func (n *Node) Cache() adapters.Cache { return n.cache }
 
-// Store exposes the local store to the operations API.
-func (n *Node) Store() *store.Store { return n.store }
-
 // Metrics exposes the node's metric set.
 func (n *Node) Metrics() *metrics.Set { return n.metrics }
 
@@ -286,16 +283,16 @@ func (n *Node) Stop(ctx context.Context) error {
 // bound, eviction policy, TTL and auth key sources. The log level is the
 // caller's (SetLogLevelFunc), since the node does not own its logger.
 func (n *Node) Apply(cfg config.Config) error {
-	res, err := n.local.Ask(context.Background(), &local.SetLimits{
+	res, err := actors.AskFor[*local.SetLimitsResult](context.Background(), n.local, &local.SetLimits{
 		MaxSize: int64(cfg.Cache.MaxSize),
 		Policy:  cfg.Cache.EvictionPolicy,
 		TTL:     cfg.Cache.DefaultTTL.D(),
 	})
+	if err == nil {
+		err = res.Err
+	}
 	if err != nil {
 		return fmt.Errorf("apply cache limits: %w", err)
-	}
-	if e, ok := res.(error); ok && e != nil {
-		return fmt.Errorf("apply cache limits: %w", e)
 	}
 	if n.authn.Enabled() && cfg.Auth != n.cfg.Auth {
 		// Reload only while auth stays on: the listeners' guards were built

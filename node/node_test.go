@@ -113,7 +113,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func localHas(n *Node, ref messages.Ref) bool {
-	_, err := n.Store().Stat(ref)
+	_, err := n.store.Stat(ref)
 	return err == nil
 }
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +12,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/events"
 	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/config"
+	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/ops"
 	"github.com/tuist/fabrik-node/store"
 )
@@ -126,6 +129,11 @@ func (a nodeAdmin) Evict(ctx context.Context, target int64, policy string) (int,
 
 func (a nodeAdmin) Clear(ctx context.Context) error { return a.n.adminClear(ctx) }
 
+// Delete goes through the router, which knows which upstreams are permanent.
+func (a nodeAdmin) Delete(ctx context.Context, ref messages.Ref) (bool, error) {
+	return a.n.cache.DeleteEverywhere(ctx, ref)
+}
+
 func (a nodeAdmin) Config() (map[string]any, []string) { return a.n.adminConfig() }
 
 func (a nodeAdmin) UpdateConfig(ctx context.Context, changes map[string]string) (map[string]any, error) {
@@ -136,13 +144,9 @@ func (n *Node) adminEvict(ctx context.Context, target int64, policy string) (int
 	if policy == "" {
 		policy = n.store.Policy()
 	}
-	res, err := n.local.Ask(ctx, &local.Evict{TargetBytes: target, Policy: policy})
+	r, err := actors.AskFor[*local.EvictResult](ctx, n.local, &local.Evict{TargetBytes: target, Policy: policy})
 	if err != nil {
 		return 0, 0, fmt.Errorf("ask the local tier: %w", err)
-	}
-	r, ok := res.(*local.EvictResult)
-	if !ok {
-		return 0, 0, fmt.Errorf("local tier answered %T to Evict", res)
 	}
 	if r.Err != nil {
 		return r.Evicted, r.Freed, r.Err
@@ -151,19 +155,64 @@ func (n *Node) adminEvict(ctx context.Context, target int64, policy string) (int
 	return r.Evicted, r.Freed, nil
 }
 
-// adminClear empties the local tier only. Upstreams are never asked: a
-// regional's or S3's copy (and a permanent upstream above all) outlives any
-// one node's cache.
+// adminClear deletes every artifact of the local tier from the upstreams
+// that are neither permanent nor read-only (one Delete per ref through the
+// router, a few at a time), then empties the local tier in one step. A
+// permanent upstream (S3 as the layer of record) keeps everything. The
+// local tier is cleared even when some upstream deletes failed; the error
+// then says how many.
 func (n *Node) adminClear(ctx context.Context) error {
 	bytes, objects := n.store.Usage()
-	res, err := n.local.Ask(ctx, &local.Clear{})
+	upstreamErr := n.clearUpstreams(ctx)
+	res, err := actors.AskFor[*local.ClearResult](ctx, n.local, &local.Clear{})
 	if err != nil {
 		return fmt.Errorf("ask the local tier: %w", err)
 	}
-	if e, ok := res.(error); ok && e != nil {
-		return e
+	if res.Err != nil {
+		return res.Err
 	}
 	n.ops.events.Load().Cleared(objects, bytes)
+	return upstreamErr
+}
+
+// clearParallelism bounds the deletes a clear has in flight: enough to
+// hide a regional's round trip, few enough not to crowd out builds.
+const clearParallelism = 8
+
+// clearUpstreams deletes every locally held ref from the deletable
+// upstreams (and locally, on the way).
+func (n *Node) clearUpstreams(ctx context.Context) error {
+	if !slices.ContainsFunc(n.cfg.Upstream, func(u config.UpstreamConfig) bool { return !u.Permanent && !u.ReadOnly }) {
+		return nil
+	}
+	var refs []messages.Ref
+	if err := n.store.Refs(func(r messages.Ref) bool { refs = append(refs, r); return true }); err != nil {
+		return fmt.Errorf("list artifacts to delete upstream: %w", err)
+	}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed int
+		first  error
+	)
+	sem := make(chan struct{}, clearParallelism)
+	for _, ref := range refs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := n.cache.DeleteEverywhere(ctx, ref); err != nil {
+				mu.Lock()
+				failed++
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if failed > 0 {
+		n.log.Warn("clear: some artifacts could not be deleted from upstreams", "failed", failed, "of", len(refs), "err", first)
+		return fmt.Errorf("%d of %d artifacts could not be deleted from upstreams: %w", failed, len(refs), first)
+	}
 	return nil
 }
 

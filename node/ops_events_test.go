@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tuist/fabrik-node/actors/events"
 	"github.com/tuist/fabrik-node/config"
+	"github.com/tuist/fabrik-node/e2e/harness"
 )
 
 // overflow pushes a node with a 100 kB max_size over its bound with ten
@@ -83,16 +83,9 @@ func TestEvictionEventsEmbeddedNATS(t *testing.T) {
 // TestEvictionEventsRealNATS runs Debian's nats-server (scripts/install-tools.sh
 // nats) on a free loopback port, then kills it: the node keeps serving.
 func TestEvictionEventsRealNATS(t *testing.T) {
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		bin = "/usr/sbin/nats-server"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("nats-server missing under CI (run scripts/install-tools.sh nats): %v", err)
-		}
-		t.Skipf("nats-server not installed (scripts/install-tools.sh nats): %v", err)
-	}
+	// Missing nats-server fails under CI or FABRIK_E2E_REQUIRE=1 (the e2e
+	// harness's rule); only a developer's machine without it skips.
+	bin := harness.RequireTool(t, "nats-server")
 	port := freePort(t)
 	srv := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err := srv.Start(); err != nil {

@@ -301,6 +301,8 @@ func TestAPIAuthScopes(t *testing.T) {
 		{"GET", "/api/v1/admin/config", read, nil, 403},
 		{"POST", "/api/v1/admin/evict", read, map[string]any{"target_size_bytes": 0}, 403},
 		{"POST", "/api/v1/admin/clear", write, map[string]any{"confirm": true}, 403},
+		{"POST", "/api/v1/admin/delete", write, map[string]any{"namespace": "gradle", "key": "k"}, 403},
+		{"POST", "/api/v1/admin/delete", admin, map[string]any{"namespace": "gradle", "key": "k"}, 200},
 		{"GET", "/api/v1/admin/config", admin, nil, 200},
 		{"POST", "/api/v1/admin/evict", admin, map[string]any{"target_size_bytes": 0}, 200},
 	} {
@@ -315,7 +317,7 @@ func TestAPIAuthScopes(t *testing.T) {
 
 func TestAdminDisabledByDefault(t *testing.T) {
 	n := startNode(t, config.RoleEdge, testConfig(t, config.RoleEdge, t.TempDir()))
-	for _, p := range []string{"GET /api/v1/admin/config", "POST /api/v1/admin/clear", "POST /api/v1/admin/evict"} {
+	for _, p := range []string{"GET /api/v1/admin/config", "POST /api/v1/admin/clear", "POST /api/v1/admin/evict", "POST /api/v1/admin/delete"} {
 		m, path, _ := strings.Cut(p, " ")
 		if code, _ := api(t, n, m, path, "", map[string]any{"confirm": true}); code != http.StatusNotFound {
 			t.Errorf("%s with the admin API off: %d, want 404", p, code)
@@ -366,7 +368,7 @@ func TestAdminEvictAndClear(t *testing.T) {
 	if out["cleared"] != true || num(out, "removed_objects") != 2 {
 		t.Fatalf("clear: %v", out)
 	}
-	if b, o := n.Store().Usage(); b != 0 || o != 0 {
+	if b, o := n.store.Usage(); b != 0 || o != 0 {
 		t.Fatalf("after clear the store holds %d bytes in %d objects", b, o)
 	}
 	for i := range 6 {
@@ -393,15 +395,15 @@ func TestAdminConfig(t *testing.T) {
 	}
 
 	out = mustAPI(t, n, "POST", "/api/v1/admin/config", map[string]any{"max_cache_size": "100GB", "eviction_policy": "lru"})
-	if n.Store().MaxSize() != 100e9 || n.Store().Policy() != "lru" {
-		t.Fatalf("store runs with %d bytes, %s after the spec-shaped update", n.Store().MaxSize(), n.Store().Policy())
+	if n.store.MaxSize() != 100e9 || n.store.Policy() != "lru" {
+		t.Fatalf("store runs with %d bytes, %s after the spec-shaped update", n.store.MaxSize(), n.store.Policy())
 	}
 	if a := out["applied"].(map[string]any); a["cache.max_size"] != "100GB" || a["cache.eviction_policy"] != "lru" {
 		t.Fatalf("applied: %v", a)
 	}
 	mustAPI(t, n, "POST", "/api/v1/admin/config", map[string]any{"cache.max_size": 50_000_000, "cache.default_ttl": "2d"})
-	if n.Store().MaxSize() != 50e6 {
-		t.Fatalf("max size %d after a numeric update", n.Store().MaxSize())
+	if n.store.MaxSize() != 50e6 {
+		t.Fatalf("max size %d after a numeric update", n.store.MaxSize())
 	}
 
 	for body, key := range map[string]string{
@@ -420,8 +422,8 @@ func TestAdminConfig(t *testing.T) {
 			t.Errorf("%s: %d %v, want 400 naming %s", body, code, out, key)
 		}
 	}
-	if n.Store().MaxSize() != 50e6 {
-		t.Fatalf("a refused update changed max size to %d", n.Store().MaxSize())
+	if n.store.MaxSize() != 50e6 {
+		t.Fatalf("a refused update changed max size to %d", n.store.MaxSize())
 	}
 
 	level := new(slog.LevelVar)

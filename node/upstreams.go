@@ -35,10 +35,7 @@ func (n *Node) startUpstreams() (upstreams, error) {
 		if err != nil {
 			return u, err
 		}
-		timeout := uc.Timeout.D()
-		if timeout <= 0 {
-			timeout = 30 * time.Second
-		}
+		timeout := uc.RequestTimeout()
 		ref, err := n.sys.Spawn(name, remote.New(t, remote.Options{
 			Timeout:  timeout,
 			Logger:   n.log,
@@ -54,7 +51,7 @@ func (n *Node) startUpstreams() (upstreams, error) {
 		}
 		u.tiers = append(u.tiers, rt)
 		if !rt.ReadOnly && rt.WriteThrough {
-			targets = append(targets, uploadpool.Target{Tier: t, Workers: uc.Workers, Timeout: timeout})
+			targets = append(targets, uploadpool.Target{Tier: t, Workers: uc.UploadWorkers(), Timeout: timeout})
 		}
 	}
 	if target, ok, err := n.startGitHubActions(&u); err != nil {
@@ -82,7 +79,7 @@ func (n *Node) newTier(name string, uc config.UpstreamConfig) (tier.Tier, error)
 	}
 	switch pu.Scheme {
 	case "grpc", "grpcs":
-		t, err := fabrik.New(name, uc.URL, fabrik.Options{Timeout: uc.Timeout.D(), PerRPCCredentials: n.upstreamCreds})
+		t, err := fabrik.New(name, uc.URL, fabrik.Options{Timeout: uc.RequestTimeout(), PerRPCCredentials: n.upstreamCreds})
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +93,7 @@ func (n *Node) newTier(name string, uc config.UpstreamConfig) (tier.Tier, error)
 		return s3.New(context.Background(), name, s3.Options{
 			Bucket: bucket, Prefix: prefix, Region: uc.Region, Endpoint: uc.Endpoint,
 			PathStyle: uc.PathStyle, AccessKey: uc.AccessKey, SecretKey: uc.SecretKey,
-			Timeout: uc.Timeout.D(),
+			Timeout: uc.RequestTimeout(),
 		})
 	}
 	return nil, fmt.Errorf("%s: unsupported upstream scheme %q in %q (use grpc://, grpcs:// or s3://)", name, pu.Scheme, uc.URL)

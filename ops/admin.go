@@ -7,15 +7,22 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/tuist/fabrik-node/messages"
 )
 
-// Admin is what the admin API needs from the node. It acts on the local
-// tier only: upstreams (permanent ones above all) are never touched.
+// Admin is what the admin API needs from the node. Evict acts on the local
+// tier only; Delete and Clear also reach the upstreams that are neither
+// permanent nor read-only (the meaning of [[upstream]] permanent).
 type Admin interface {
 	// Evict removes artifacts until the local tier holds at most
 	// targetBytes, in the order of policy ("" = the configured one).
 	Evict(ctx context.Context, targetBytes int64, policy string) (evicted int, freed int64, err error)
-	// Clear removes every artifact from the local tier.
+	// Delete removes one artifact from the local tier and the deletable
+	// upstreams; found says whether the local tier had it.
+	Delete(ctx context.Context, ref messages.Ref) (found bool, err error)
+	// Clear removes every artifact from the local tier, and each of them
+	// from the deletable upstreams.
 	Clear(ctx context.Context) error
 	// Config is the effective configuration by dotted key, secrets
 	// redacted, and the keys that can change at runtime.
@@ -92,6 +99,41 @@ func (a *API) evict(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, EvictResponse{EvictedObjects: n, FreedBytes: freed, SizeBytes: size, Objects: objects})
 }
 
+// deleteRequest is the body of POST /api/v1/admin/delete: the artifact's
+// ref, as the listing's keys name it (namespace "cas" with the hash for a
+// content-addressed blob).
+type deleteRequest struct {
+	Namespace string `json:"namespace"`
+	Key       string `json:"key"`
+}
+
+// DeleteResponse answers POST /api/v1/admin/delete.
+type DeleteResponse struct {
+	// Deleted says whether this node's local tier held the artifact.
+	Deleted bool `json:"deleted"`
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request) {
+	var req deleteRequest
+	if err := decodeBody(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.Namespace == "" || req.Key == "" {
+		a.fail(w, r, badf(`namespace and key are required: {"namespace": "gradle", "key": "..."}`))
+		return
+	}
+	ref := messages.Ref{Namespace: req.Namespace, Key: req.Key}
+	found, err := a.Admin.Delete(r.Context(), ref)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("delete %s: %w", ref, err))
+		return
+	}
+	a.Invalidate()
+	a.Logger.Info("artifact deleted through the admin API", "ref", ref.String(), "found", found)
+	writeJSON(w, http.StatusOK, DeleteResponse{Deleted: found})
+}
+
 // ClearResponse answers POST /api/v1/admin/clear.
 type ClearResponse struct {
 	Cleared        bool  `json:"cleared"`
@@ -108,7 +150,7 @@ func (a *API) clear(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !req.Confirm {
-		a.fail(w, r, badf(`clearing removes every artifact of this node's local tier: send {"confirm": true}`))
+		a.fail(w, r, badf(`clearing removes every artifact of this node's local tier, and from its upstreams that are not permanent: send {"confirm": true}`))
 		return
 	}
 	bytes, objects := a.Index.Usage()

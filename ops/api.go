@@ -73,6 +73,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 		admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, a.Guard.Wrap(adapters.Admin, h)) }
 		admin("POST /api/v1/admin/evict", a.evict)
 		admin("POST /api/v1/admin/clear", a.clear)
+		admin("POST /api/v1/admin/delete", a.delete)
 		admin("GET /api/v1/admin/config", a.getConfig)
 		admin("POST /api/v1/admin/config", a.setConfig)
 	}

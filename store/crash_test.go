@@ -31,6 +31,7 @@ const (
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
+		// Not a test of its own: the child process TestCrashSafety runs.
 		t.Skip("run by TestCrashSafety")
 	}
 	maxSize, _ := strconv.ParseInt(os.Getenv(crashMaxEnv), 10, 64)
@@ -72,6 +73,7 @@ func TestCrashChild(t *testing.T) {
 
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
+		// -short is a developer's quick loop; make test never sets it.
 		t.Skip("spawns a child process")
 	}
 	for _, c := range []struct {

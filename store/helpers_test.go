@@ -12,13 +12,9 @@ import (
 	"testing"
 	"time"
 
-	badger "github.com/dgraph-io/badger/v4"
-
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
-
-type badgerTxn = badger.Txn
 
 // clock advances one second per reading, so every commit and access gets a
 // distinct, ordered timestamp without sleeping.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"syscall"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -274,4 +275,51 @@ func (s *Store) Referenced(hash, nsPrefix string) (bool, error) {
 		return false, fmt.Errorf("store: reverse refs of %s: %w", hash, err)
 	}
 	return found, nil
+}
+
+// Refs calls fn with every ref the store answers to, in no particular order,
+// until fn returns false: each key of the key index, and each blob stored
+// through the CAS namespace as messages.Ref{CAS, hash}. It reads the key
+// index from Badger (keys only, no values) and the CAS flags from memory;
+// for the keys fn runs inside a read transaction, so it must not call back
+// into the store (collect, then act). An admin clear uses it to delete this node's artifacts from its
+// non-permanent upstreams.
+func (s *Store) Refs(fn func(messages.Ref) bool) error {
+	stopped := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixKey)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			name := it.Item().Key()[len(prefixKey):]
+			ns, key, ok := strings.Cut(string(name), keySep)
+			if !ok {
+				continue
+			}
+			if !fn(messages.Ref{Namespace: ns, Key: key}) {
+				stopped = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: list keys: %w", err)
+	}
+	if stopped {
+		return nil
+	}
+	s.mu.Lock()
+	var cas []hashKey
+	for h, e := range s.idx.blobs {
+		if e.cas {
+			cas = append(cas, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range cas {
+		if !fn(messages.Ref{Namespace: messages.CAS, Key: h.String()}) {
+			return nil
+		}
+	}
+	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
 
@@ -43,7 +42,8 @@ func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 }
 
 // Staged is a blob being received: every byte is hashed as it is written, so
-// the content is read exactly once. It implements messages.StagedBlob after Seal.
+// the content is read exactly once. Sealed, it travels to the local tier in
+// a local.Put.
 type Staged struct {
 	f          *os.File
 	h          hash.Hash
@@ -131,5 +131,3 @@ func (s *Staged) Discard() {
 	}
 	os.Remove(s.f.Name())
 }
-
-var _ messages.StagedBlob = (*Staged)(nil)

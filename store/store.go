@@ -13,7 +13,7 @@
 //	  k/<ns>\x00<key>        -> hash, size, build system, attrs, created
 //	  b/<sha256>             -> size, created, last access, access count, cas flag, build system
 //	  r/<sha256>/<ns>\x00<key> -> (empty) reverse ref: which keys die with the blob
-//	  q/...                  owned by the upload queue, never touched here
+//	  q/<upstream>/<seq>     the upload queue (Queue); kept by Clear
 //
 // Crash safety. A blob becomes visible only through its b/ entry, and that
 // entry is written after the blob file has been fully written, verified
@@ -181,11 +181,6 @@ func Open(opts Options) (*Store, error) {
 
 // Stager creates staging files for blobs that will be committed here.
 func (s *Store) Stager() *Stager { return s.stager }
-
-// DB is the store's Badger database. Other persistent node state lives in
-// it under its own prefix (the upload queue uses "q/"); never write k/, b/
-// or r/ keys through it.
-func (s *Store) DB() *badger.DB { return s.db }
 
 // Usage reports the bytes and number of blobs stored.
 func (s *Store) Usage() (bytes int64, objects int64) {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -177,7 +178,7 @@ func TestListingAndBlobMeta(t *testing.T) {
 
 func TestClearKeepsOtherState(t *testing.T) {
 	s := openStore(t, Options{})
-	if err := s.DB().Update(func(txn *badgerTxn) error { return txn.Set([]byte("q/1"), []byte("job")) }); err != nil {
+	if err := s.Queue().Append(QueueEntry{Upstream: "upstream-0", Seq: 1, Value: []byte("job")}); err != nil {
 		t.Fatal(err)
 	}
 	put(t, s, key("a"), content(1, 10))
@@ -191,8 +192,12 @@ func TestClearKeepsOtherState(t *testing.T) {
 	if read(t, s, key("a")) != nil {
 		t.Error("key survived Clear")
 	}
-	if err := s.DB().View(func(txn *badgerTxn) error { _, err := txn.Get([]byte("q/1")); return err }); err != nil {
-		t.Errorf("upload queue entry lost by Clear: %v", err)
+	var kept []string
+	if err := s.Queue().Scan(func(e QueueEntry) error {
+		kept = append(kept, fmt.Sprintf("%s/%d=%s", e.Upstream, e.Seq, e.Value))
+		return nil
+	}); err != nil || len(kept) != 1 || kept[0] != "upstream-0/1=job" {
+		t.Errorf("upload queue after Clear: %v, %v", kept, err)
 	}
 	put(t, s, key("a"), content(1, 10)) // still usable
 }

@@ -12,10 +12,17 @@ import (
 	"github.com/tuist/fabrik-node/adapters/httpfront"
 )
 
-// Mounted asks whether the adapter is mounted. Reply: bool. The node asks
-// it after spawning, so that the listener serves only once every adapter's
-// routes are in place.
+// Mounted asks whether the adapter is mounted. Reply: *MountedResult. The
+// node asks it after spawning, so that the listener serves only once every
+// adapter's routes are in place.
 type Mounted struct{}
+
+// MountedResult answers Mounted. Mounting cannot fail, so Err is always nil
+// (it is there because every reply has one, see package messages).
+type MountedResult struct {
+	Mounted bool
+	Err     error
+}
 
 // Actor owns one adapter's mount on a front.
 type Actor struct {
@@ -40,6 +47,6 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.front.Unmount(a.name)
 		a.mounted = false
 	case *Mounted:
-		ctx.Respond(a.mounted)
+		ctx.Respond(&MountedResult{Mounted: a.mounted})
 	}
 }

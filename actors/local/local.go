@@ -1,8 +1,9 @@
-// Package local is the local tier actor: it owns the node's store (Badger
-// index + blob files), serialises every mutation of it, and runs the TTL
-// sweep. Reads are answered inline: a Badger lookup and an open(2) take
-// microseconds, and the bytes are streamed by the caller from the returned
-// file handle, never through this mailbox.
+// Package local is the local tier actor: it serialises every mutation of
+// the node's store (Badger index + blob files) and runs the TTL sweep.
+// Reads are answered inline with the blob's path (an in-memory and Badger
+// lookup, microseconds); the caller opens the file and streams it in its
+// own goroutine (router.Cache does), never through this mailbox. It is not
+// a tier.Tier: it answers the router's messages from the store directly.
 package local
 
 import (
@@ -21,12 +22,34 @@ import (
 // Name is the tier name of the local store in logs, metrics and GetResult.Tier.
 const Name = "local"
 
+// Put commits an artifact whose bytes the adapter already staged (hashed,
+// verified and sealed by the store's Stager) under Ref. The local tier
+// takes ownership of Blob: it is committed or discarded. The router
+// forwards router.Cache's writes and its own write-backs as Put.
+// Reply: *PutResult.
+type Put struct {
+	Ref  messages.Ref
+	Meta messages.Meta
+	Blob *store.Staged
+}
+
+// PutResult answers Put. Err is nil once the artifact is durable in the
+// local tier; write-through to upstreams happens after the reply.
+type PutResult struct {
+	Err error
+}
+
 // SetLimits changes the size bound and eviction policy at runtime (hot
-// reload, admin API). Reply: error (nil on success).
+// reload, admin API). Reply: *SetLimitsResult.
 type SetLimits struct {
 	MaxSize int64
 	Policy  string
 	TTL     time.Duration
+}
+
+// SetLimitsResult answers SetLimits; Err refuses an unknown policy.
+type SetLimitsResult struct {
+	Err error
 }
 
 // Evict asks for an eviction down to a target size (admin API).
@@ -43,8 +66,13 @@ type EvictResult struct {
 	Err     error
 }
 
-// Clear removes every artifact (admin API). Reply: error.
+// Clear removes every artifact (admin API). Reply: *ClearResult.
 type Clear struct{}
+
+// ClearResult answers Clear.
+type ClearResult struct {
+	Err error
+}
 
 // sweep is the actor's own timer tick for TTL expiry.
 type sweep struct{}
@@ -78,8 +106,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("local tier panicked; restarting", "panic", p)
-			if ctx.Sender() != nil {
-				ctx.Respond(failureFor(ctx.Message(), fmt.Errorf("local tier panicked: %v", p)))
+			if res := failureFor(ctx.Message(), fmt.Errorf("local tier panicked: %v", p)); res != nil && ctx.Sender() != nil {
+				ctx.Respond(res)
 			}
 			panic(p)
 		}
@@ -97,13 +125,10 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Stat:
 		meta, err := a.store.Stat(m.Ref)
 		ctx.Respond(statResult(meta, err))
-	case *messages.Put:
-		_, err := a.store.Commit(m.Ref, m.Meta, m.Blob.(*store.Staged))
-		if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
-			a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
-		}
+	case *Put:
+		res := a.put(m)
 		if ctx.Sender() != nil {
-			ctx.Respond(&messages.PutResult{Err: err})
+			ctx.Respond(res)
 		}
 	case *messages.Delete:
 		_, statErr := a.store.Stat(m.Ref)
@@ -115,12 +140,12 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if m.TTL > 0 {
 			a.ttl = m.TTL
 		}
-		ctx.Respond(err)
+		ctx.Respond(&SetLimitsResult{Err: err})
 	case *Evict:
 		n, freed, err := a.store.EvictTo(m.TargetBytes, m.Policy)
 		ctx.Respond(&EvictResult{Evicted: n, Freed: freed, Err: err})
 	case *Clear:
-		ctx.Respond(a.store.Clear())
+		ctx.Respond(&ClearResult{Err: a.store.Clear()})
 	case *sweep:
 		if a.ttl > 0 {
 			if n, err := a.store.ExpireTTL(time.Now()); err != nil {
@@ -144,20 +169,35 @@ func (a *Actor) get(m *messages.Get) *messages.GetResult {
 	}
 }
 
+// put commits a staged blob.
+func (a *Actor) put(m *Put) *PutResult {
+	_, err := a.store.Commit(m.Ref, m.Meta, m.Blob)
+	if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
+		a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
+	}
+	return &PutResult{Err: err}
+}
+
+// failureFor is the reply to msg when handling it panicked: the request's
+// own result type, carrying err.
 func failureFor(msg any, err error) any {
 	switch msg.(type) {
 	case *messages.Get:
 		return &messages.GetResult{Tier: Name, Err: err}
 	case *messages.Stat:
 		return &messages.StatResult{Tier: Name, Err: err}
-	case *messages.Put:
-		return &messages.PutResult{Err: err}
+	case *Put:
+		return &PutResult{Err: err}
 	case *messages.Delete:
 		return &messages.DeleteResult{Err: err}
 	case *Evict:
 		return &EvictResult{Err: err}
+	case *SetLimits:
+		return &SetLimitsResult{Err: err}
+	case *Clear:
+		return &ClearResult{Err: err}
 	}
-	return err
+	return nil // not a request (the sweep tick): nobody waits for an answer
 }
 
 func statResult(meta messages.Meta, err error) *messages.StatResult {

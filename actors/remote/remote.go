@@ -14,13 +14,22 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// Options configure a remote tier actor.
+// The breaker's and the in-flight bound's defaults (not config keys).
+const (
+	DefaultMaxInFlight      = 256
+	DefaultFailureThreshold = 5
+	DefaultCooldown         = 5 * time.Second
+)
+
+// Options configure a remote tier actor. Zero values take the defaults.
 type Options struct {
 	// Timeout bounds one request (the tier's own timeout may be shorter).
+	// Default: config.DefaultUpstreamTimeout.
 	Timeout time.Duration
 	// MaxInFlight bounds concurrent requests to the tier; past it reads are
 	// answered as misses at once (load shedding beats queueing for a cache).
@@ -36,16 +45,16 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
+		o.Timeout = config.DefaultUpstreamTimeout
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 256
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.FailureThreshold <= 0 {
-		o.FailureThreshold = 5
+		o.FailureThreshold = DefaultFailureThreshold
 	}
 	if o.Cooldown <= 0 {
-		o.Cooldown = 5 * time.Second
+		o.Cooldown = DefaultCooldown
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -135,7 +144,7 @@ func (a *Actor) run(ctx actor.Context, op func(context.Context) (any, bool, erro
 			if p := recover(); p != nil {
 				a.opts.Logger.Error("tier panicked; answered as a miss", "tier", a.tier.Name(), "panic", p)
 				if sender != nil {
-					root.Send(sender, missFor(msg, a.tier.Name()))
+					root.Send(sender, missFor(msg, a.tier.Name(), fmt.Errorf("%s panicked: %v", a.tier.Name(), p)))
 				}
 				root.Send(self, &done{failed: true, err: fmt.Errorf("panic: %v", p)})
 			}
@@ -206,13 +215,14 @@ func (a *Actor) report(result string, took time.Duration) {
 	}
 }
 
-// missFor is the miss answer to a request message.
-func missFor(msg any, tierName string) any {
+// missFor is the answer to a request whose tier call panicked: a read is
+// a miss (the router moves on), a delete has failed.
+func missFor(msg any, tierName string, err error) any {
 	switch msg.(type) {
 	case *messages.Stat:
 		return &messages.StatResult{Tier: tierName}
 	case *messages.Delete:
-		return &messages.DeleteResult{}
+		return &messages.DeleteResult{Err: err}
 	}
 	return &messages.GetResult{Tier: tierName}
 }

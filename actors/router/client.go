@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
@@ -27,13 +28,9 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
 	ref = tenant.Scope(ctx, ref)
-	res, err := c.router.Ask(ctx, &messages.Get{Ref: ref})
+	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, &messages.Get{Ref: ref})
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
-	}
-	r, ok := res.(*messages.GetResult)
-	if !ok {
-		return nil, fmt.Errorf("router answered Get with %T", res)
 	}
 	if r.Found && r.Body == nil {
 		f, err := c.store.OpenLocated(r.Meta, r.Path)
@@ -62,13 +59,9 @@ func (c *Cache) StatUpstream(ctx context.Context, ref messages.Ref) (*messages.S
 
 func (c *Cache) stat(ctx context.Context, m *messages.Stat) (*messages.StatResult, error) {
 	m.Ref = tenant.Scope(ctx, m.Ref)
-	res, err := c.router.Ask(ctx, m)
+	r, err := actors.AskFor[*messages.StatResult](ctx, c.router, m)
 	if err != nil {
 		return &messages.StatResult{}, nil
-	}
-	r, ok := res.(*messages.StatResult)
-	if !ok {
-		return nil, fmt.Errorf("router answered Stat with %T", res)
 	}
 	return r, nil
 }
@@ -79,31 +72,40 @@ func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error
 
 func (c *Cache) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, blob *store.Staged) error {
 	ref = tenant.Scope(ctx, ref)
-	res, err := c.router.Ask(ctx, &messages.Put{Ref: ref, Meta: meta, Blob: blob})
+	r, err := actors.AskFor[*local.PutResult](ctx, c.router, &local.Put{Ref: ref, Meta: meta, Blob: blob})
 	if err != nil {
 		blob.Discard()
 		return fmt.Errorf("store %s: %w", ref, err)
 	}
-	r, ok := res.(*messages.PutResult)
-	if !ok {
-		return fmt.Errorf("router answered Put with %T", res)
-	}
 	return r.Err
 }
 
+// Delete removes ref from the local tier only (what a build tool or an
+// edge deleting from its regional asks for). DeleteEverywhere also reaches
+// the upstreams.
 func (c *Cache) Delete(ctx context.Context, ref messages.Ref) error {
-	ref = tenant.Scope(ctx, ref)
-	res, err := c.router.Ask(ctx, &messages.Delete{Ref: ref})
-	if err != nil {
-		return fmt.Errorf("delete %s: %w", ref, err)
-	}
-	if r, ok := res.(*messages.DeleteResult); ok {
-		return r.Err
-	}
-	return nil
+	_, err := c.delete(ctx, &messages.Delete{Ref: ref})
+	return err
 }
 
-var _ adapters.Cache = (*Cache)(nil)
+// DeleteEverywhere removes ref from the local tier and from every upstream
+// that is neither read-only nor permanent (the admin API's delete and
+// clear). found says whether the local tier had it.
+func (c *Cache) DeleteEverywhere(ctx context.Context, ref messages.Ref) (found bool, err error) {
+	return c.delete(ctx, &messages.Delete{Ref: ref, Upstreams: true})
+}
+
+func (c *Cache) delete(ctx context.Context, m *messages.Delete) (bool, error) {
+	m.Ref = tenant.Scope(ctx, m.Ref)
+	r, err := actors.AskFor[*messages.DeleteResult](ctx, c.router, m)
+	if err == nil {
+		err = r.Err
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete %s: %w", m.Ref, err)
+	}
+	return r.Found, nil
+}
 
 // List enumerates a namespace in the local store. It reads the store
 // directly, like Get's open: a read-only scan needs no ordering with the
@@ -116,6 +118,7 @@ func (c *Cache) List(ctx context.Context, namespace, prefix, after string, fn fu
 }
 
 var (
+	_ adapters.Cache    = (*Cache)(nil)
 	_ adapters.Lister   = (*Cache)(nil)
 	_ adapters.TierStat = (*Cache)(nil)
 )

@@ -16,12 +16,14 @@
 package router
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
 )
@@ -36,6 +38,9 @@ type Tier struct {
 	// new artifact; Permanent ones are never deleted from.
 	ReadOnly, WriteThrough, Permanent bool
 }
+
+// Deletable reports whether a Delete with Upstreams reaches this tier.
+func (t Tier) Deletable() bool { return !t.ReadOnly && !t.Permanent }
 
 // Options wire the router to the rest of the node.
 type Options struct {
@@ -57,7 +62,7 @@ const localTimeout = 30 * time.Second
 // writeBackDone reports that an upstream hit was fully received and
 // verified into a staging file, ready for the local commit.
 type writeBackDone struct {
-	put    *messages.Put
+	put    *local.Put
 	served int // index of the upstream that served the hit
 }
 
@@ -86,7 +91,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 			first = 0
 		}
 		a.stat(ctx, m, first)
-	case *messages.Put:
+	case *local.Put:
 		a.write(ctx, m)
 	case *messages.Delete:
 		a.delete(ctx, m)
@@ -113,10 +118,13 @@ func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time)
 	ref, timeout := a.tierAt(i)
 	fut := ctx.RequestFuture(ref.PID(), m, timeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		r, _ := res.(*messages.GetResult)
-		if err != nil || r == nil || !r.Found {
-			if r != nil && r.Err != nil {
-				a.opts.Logger.Debug("tier read failed, treated as miss", "tier", r.Tier, "ref", m.Ref.String(), "err", r.Err)
+		r, err := actors.Reply[*messages.GetResult](res, err)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil || !r.Found {
+			if err != nil {
+				a.opts.Logger.Debug("tier read failed, treated as miss", "tier", a.tierName(i), "ref", m.Ref.String(), "err", err)
 			}
 			a.read(ctx, m, i+1, start)
 			return
@@ -137,8 +145,8 @@ func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
 	ref, timeout := a.tierAt(i)
 	fut := ctx.RequestFuture(ref.PID(), m, timeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		r, _ := res.(*messages.StatResult)
-		if err != nil || r == nil || !r.Found {
+		r, err := actors.Reply[*messages.StatResult](res, err)
+		if err != nil || !r.Found {
 			a.stat(ctx, m, i+1)
 			return
 		}
@@ -147,13 +155,13 @@ func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
 }
 
 // write commits locally, then persists write-through jobs, then answers.
-func (a *Actor) write(ctx actor.Context, m *messages.Put) {
+func (a *Actor) write(ctx actor.Context, m *local.Put) {
 	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		r, _ := res.(*messages.PutResult)
-		if err != nil || r == nil {
+		r, err := actors.Reply[*local.PutResult](res, err)
+		if err != nil {
 			m.Blob.Discard()
-			ctx.Respond(&messages.PutResult{Err: errorOr(err, "local tier gave no answer")})
+			ctx.Respond(&local.PutResult{Err: fmt.Errorf("local tier: %w", err)})
 			return
 		}
 		if r.Err != nil {
@@ -187,42 +195,67 @@ func (a *Actor) enqueue(ctx actor.Context, ref messages.Ref, meta messages.Meta,
 	up := &messages.Upload{Ref: ref, Meta: meta, Targets: targets}
 	fut := ctx.RequestFuture(a.opts.Uploads.PID(), up, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		if q, ok := res.(*messages.UploadQueued); err != nil || !ok || q.Err != nil {
+		q, err := actors.Reply[*messages.UploadResult](res, err)
+		if err == nil {
+			err = q.Err
+		}
+		if err != nil {
 			// The artifact is safe locally; only its write-through is at
 			// risk. Log it: the client must not fail for it.
-			a.opts.Logger.Error("write-through not queued", "ref", ref.String(), "err", errorOr(err, "bad reply"))
+			a.opts.Logger.Error("write-through not queued", "ref", ref.String(), "err", err)
 		}
 		then()
 	})
 }
 
-// delete removes from the local tier and, if asked, from every upstream
-// that is writable and not permanent.
+// delete removes from the local tier and, when m.Upstreams is set, then
+// from every upstream that is neither read-only nor permanent, one after
+// the other, and answers once all have. Found says the local tier had the
+// artifact; Err is the local failure, else the first upstream failure (an
+// upstream that misses the artifact has not failed).
 func (a *Actor) delete(ctx actor.Context, m *messages.Delete) {
-	if m.Upstreams {
-		for _, t := range a.opts.Upstreams {
-			if !t.Permanent && !t.ReadOnly {
-				ctx.Send(t.Ref.PID(), &messages.Delete{Ref: m.Ref})
-			}
-		}
-	}
-	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
+	fut := ctx.RequestFuture(a.opts.Local.PID(), &messages.Delete{Ref: m.Ref}, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		r, _ := res.(*messages.DeleteResult)
-		if err != nil || r == nil {
-			r = &messages.DeleteResult{Err: errorOr(err, "local tier gave no answer")}
+		r, err := actors.Reply[*messages.DeleteResult](res, err)
+		if err != nil {
+			r = &messages.DeleteResult{Err: fmt.Errorf("local tier: %w", err)}
 		}
-		ctx.Respond(r)
+		if !m.Upstreams {
+			ctx.Respond(r)
+			return
+		}
+		a.deleteUpstream(ctx, m.Ref, 0, r)
 	})
 }
 
-type errString string
-
-func (e errString) Error() string { return string(e) }
-
-func errorOr(err error, msg string) error {
-	if err != nil {
-		return err
+// deleteUpstream deletes ref from upstream i onwards, skipping those that
+// must keep it, then answers with acc.
+func (a *Actor) deleteUpstream(ctx actor.Context, ref messages.Ref, i int, acc *messages.DeleteResult) {
+	for i < len(a.opts.Upstreams) && !a.opts.Upstreams[i].Deletable() {
+		i++
 	}
-	return errString(msg)
+	if i == len(a.opts.Upstreams) {
+		ctx.Respond(acc)
+		return
+	}
+	t := a.opts.Upstreams[i]
+	fut := ctx.RequestFuture(t.Ref.PID(), &messages.Delete{Ref: ref}, t.Timeout)
+	ctx.ReenterAfter(fut, func(res any, err error) {
+		r, err := actors.Reply[*messages.DeleteResult](res, err)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil && acc.Err == nil {
+			acc.Err = fmt.Errorf("%s: %w", t.Name, err)
+		}
+		a.deleteUpstream(ctx, ref, i+1, acc)
+	})
+}
+
+// tierName names tier i for logs (-1 is the local tier).
+func (a *Actor) tierName(i int) string {
+	if i < 0 {
+		return local.Name
+	}
+	return a.opts.Upstreams[i].Name
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tuist/fabrik-node/actors"
+	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
 )
@@ -27,7 +29,7 @@ func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetRe
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	meta := r.Meta
 	return &teeBody{src: r.Body, staged: st, sealed: func(s *store.Staged) {
-		root.Send(self, &writeBackDone{put: &messages.Put{Ref: ref, Meta: meta, Blob: s}, served: served})
+		root.Send(self, &writeBackDone{put: &local.Put{Ref: ref, Meta: meta, Blob: s}, served: served})
 	}}
 }
 
@@ -36,10 +38,11 @@ func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetRe
 func (a *Actor) commitWriteBack(ctx actor.Context, m *writeBackDone) {
 	fut := ctx.RequestFuture(a.opts.Local.PID(), m.put, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
-		if r, ok := res.(*messages.PutResult); err != nil || !ok || r.Err != nil {
-			if err == nil && ok {
-				err = r.Err
-			}
+		r, err := actors.Reply[*local.PutResult](res, err)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
 			m.put.Blob.Discard()
 			a.opts.Logger.Warn("write-back to local tier failed", "ref", m.put.Ref.String(), "err", err)
 			return

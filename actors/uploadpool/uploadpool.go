@@ -2,13 +2,13 @@
 // from the local store to write-through upstreams in the background.
 //
 // Policies (decisions, not accidents):
-//   - Persistence: a job is written to Badger (prefix "q/") before the router
+//   - Persistence: a job is written to the store's queue (store.Queue) before the router
 //     answers the client, and removed only after the upstream acknowledged
 //     it, so a restart resumes every pending upload.
 //   - Concurrency: Workers uploads per upstream at a time.
-//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts; then
+//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts (12); then
 //     the job is dropped, logged and counted (fabrik_upload_failures_total).
-//   - Overflow: at MaxQueue pending jobs for an upstream, new jobs for it are
+//   - Overflow: at MaxQueue (10,000) pending jobs for an upstream, new jobs for it are
 //     dropped and counted (fabrik_upload_dropped_total). A dead upstream
 //     cannot grow the queue without bound.
 //   - A job whose blob was evicted locally before upload is dropped: there is
@@ -17,7 +17,6 @@ package uploadpool
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,8 +25,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/dgraph-io/badger/v4"
 
+	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/metrics"
 	"github.com/tuist/fabrik-node/store"
@@ -41,22 +40,35 @@ type Target struct {
 	Timeout time.Duration
 }
 
-// Options configure the pool.
+// The pool's policy defaults. None is a config key: they are decisions,
+// written here once and read by New.
+const (
+	// DefaultMaxQueue bounds the pending jobs of one upstream.
+	DefaultMaxQueue = 10000
+	// DefaultMaxAttempts is how many times a job is tried before it is
+	// given up (12 attempts span about 40 minutes of backoff).
+	DefaultMaxAttempts = 12
+	// DefaultBaseBackoff is the first retry delay; each retry doubles it.
+	DefaultBaseBackoff = time.Second
+	// DefaultMaxBackoff caps the retry delay.
+	DefaultMaxBackoff = 5 * time.Minute
+)
+
+// Options configure the pool. Zero values take the defaults above.
 type Options struct {
 	Store       *store.Store
 	Targets     []Target
 	MaxQueue    int
 	MaxAttempts int
-	// BaseBackoff is the first retry delay (tests shorten it).
+	// BaseBackoff and MaxBackoff bound the retry delays (tests shorten them).
 	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
 	Metrics     *metrics.Set
 	Logger      *slog.Logger
 }
 
-const queuePrefix = "q/"
-
 type job struct {
-	key      []byte
+	seq      uint64
 	Ref      messages.Ref  `json:"ref"`
 	Meta     messages.Meta `json:"meta"`
 	attempts int
@@ -92,13 +104,16 @@ type Actor struct {
 // New returns a producer for the pool actor.
 func New(opts Options) func() actor.Actor {
 	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 10000
+		opts.MaxQueue = DefaultMaxQueue
 	}
 	if opts.MaxAttempts <= 0 {
-		opts.MaxAttempts = 12
+		opts.MaxAttempts = DefaultMaxAttempts
 	}
 	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = time.Second
+		opts.BaseBackoff = DefaultBaseBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -125,7 +140,7 @@ func (a *Actor) start(ctx actor.Context) {
 	a.targets = map[string]*target{}
 	for _, t := range a.opts.Targets {
 		if t.Workers <= 0 {
-			t.Workers = 4
+			t.Workers = config.DefaultUploadWorkers
 		}
 		tg := &target{Target: t, name: t.Tier.Name()}
 		a.targets[tg.name] = tg
@@ -152,66 +167,53 @@ func (a *Actor) start(ctx actor.Context) {
 // load reads persisted jobs back into the queues (restart recovery).
 func (a *Actor) load() (int, error) {
 	n := 0
-	err := a.opts.Store.DB().View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(queuePrefix), PrefetchValues: true})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.KeyCopy(nil)
-			name, seq, ok := parseKey(key)
-			if !ok {
-				continue
-			}
-			if seq > a.seq {
-				a.seq = seq
-			}
-			t := a.targets[name]
-			if t == nil {
-				continue // an upstream removed from the config; its jobs stay inert
-			}
-			j := &job{key: key}
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, j) }); err != nil {
-				return fmt.Errorf("decode upload job %q: %w", key, err)
-			}
-			t.pending = append(t.pending, j)
-			t.depth.Add(1)
-			n++
+	err := a.opts.Store.Queue().Scan(func(e store.QueueEntry) error {
+		a.seq = max(a.seq, e.Seq)
+		t := a.targets[e.Upstream]
+		if t == nil {
+			return nil // an upstream removed from the config; its jobs stay inert
 		}
+		j := &job{seq: e.Seq}
+		if err := json.Unmarshal(e.Value, j); err != nil {
+			return fmt.Errorf("decode upload job %s/%d: %w", e.Upstream, e.Seq, err)
+		}
+		t.pending = append(t.pending, j)
+		t.depth.Add(1)
+		n++
 		return nil
 	})
 	return n, err
 }
 
-func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadQueued {
-	res := &messages.UploadQueued{}
+func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadResult {
+	res := &messages.UploadResult{}
 	var jobs []*job
 	var targets []*target
-	err := a.opts.Store.DB().Update(func(txn *badger.Txn) error {
-		for _, name := range m.Targets {
-			t := a.targets[name]
-			if t == nil {
-				continue
-			}
-			if int(t.depth.Load()) >= a.opts.MaxQueue {
-				res.Dropped = append(res.Dropped, name)
-				continue
-			}
-			a.seq++
-			j := &job{key: makeKey(name, a.seq), Ref: m.Ref, Meta: m.Meta}
-			v, err := json.Marshal(j)
-			if err != nil {
-				return err
-			}
-			if err := txn.Set(j.key, v); err != nil {
-				return err
-			}
-			jobs, targets = append(jobs, j), append(targets, t)
+	var entries []store.QueueEntry
+	for _, name := range m.Targets {
+		t := a.targets[name]
+		if t == nil {
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		res.Err = fmt.Errorf("persist upload jobs: %w", err)
-		return res
+		if int(t.depth.Load()) >= a.opts.MaxQueue {
+			res.Dropped = append(res.Dropped, name)
+			continue
+		}
+		a.seq++
+		j := &job{seq: a.seq, Ref: m.Ref, Meta: m.Meta}
+		v, err := json.Marshal(j)
+		if err != nil {
+			res.Err = fmt.Errorf("encode upload job: %w", err)
+			return res
+		}
+		entries = append(entries, store.QueueEntry{Upstream: name, Seq: j.seq, Value: v})
+		jobs, targets = append(jobs, j), append(targets, t)
+	}
+	if len(entries) > 0 {
+		if err := a.opts.Store.Queue().Append(entries...); err != nil {
+			res.Err = err
+			return res
+		}
 	}
 	for _, name := range res.Dropped {
 		a.count("fabrik_upload_dropped_total", name)
@@ -282,7 +284,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 			break
 		}
 		a.count("fabrik_upload_retries_total", t.name)
-		delay := backoff(a.opts.BaseBackoff, d.j.attempts)
+		delay := backoff(a.opts.BaseBackoff, a.opts.MaxBackoff, d.j.attempts)
 		self, root, j := ctx.Self(), ctx.ActorSystem().Root, d.j
 		time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
 	}
@@ -292,7 +294,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 // forget removes a finished job from Badger and from the depth gauge.
 func (a *Actor) forget(t *target, j *job) {
 	t.depth.Add(-1)
-	if err := a.opts.Store.DB().Update(func(txn *badger.Txn) error { return txn.Delete(j.key) }); err != nil {
+	if err := a.opts.Store.Queue().Remove(t.name, j.seq); err != nil {
 		a.opts.Logger.Warn("removing finished upload job failed", "err", err)
 	}
 }
@@ -303,23 +305,7 @@ func (a *Actor) count(name, upstream string) {
 	}
 }
 
-func backoff(base time.Duration, attempt int) time.Duration {
+func backoff(base, ceiling time.Duration, attempt int) time.Duration {
 	d := base << min(attempt-1, 16)
-	return min(d, 5*time.Minute)
-}
-
-// makeKey is q/<upstream>/<seq>: the big-endian sequence keeps the queue in
-// arrival order when it is read back.
-func makeKey(name string, seq uint64) []byte {
-	k := append([]byte(queuePrefix+name+"/"), make([]byte, 8)...)
-	binary.BigEndian.PutUint64(k[len(k)-8:], seq)
-	return k
-}
-
-func parseKey(k []byte) (string, uint64, bool) {
-	if len(k) < len(queuePrefix)+10 {
-		return "", 0, false
-	}
-	name := string(k[len(queuePrefix) : len(k)-9])
-	return name, binary.BigEndian.Uint64(k[len(k)-8:]), true
+	return min(d, ceiling)
 }

@@ -137,6 +137,7 @@ func drain(bs bytestream.ByteStreamClient, name string) (int64, error) {
 // so the peak measures what is live, not garbage awaiting the next cycle.
 func TestByteStreamMemoryBounded(t *testing.T) {
 	if testing.Short() {
+		// -short is a developer's quick loop; make test never sets it.
 		t.Skip("moves 128 MiB through loopback")
 	}
 	e := newEnv(t, Options{})

@@ -19,11 +19,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tuist/fabrik-node/internal/ci"
 )
 
 // DefaultRunTimeout bounds one Run when the test has no nearer deadline; a
@@ -51,17 +52,7 @@ func RequireTool(t testing.TB, name string) string {
 
 // MustHaveTools reports whether a missing tool is a failure rather than a
 // skip: under CI (any non-empty CI but "false"/"0") or FABRIK_E2E_REQUIRE=1.
-func MustHaveTools() bool {
-	if v := os.Getenv("FABRIK_E2E_REQUIRE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		return err != nil || b
-	}
-	switch os.Getenv("CI") {
-	case "", "0", "false", "FALSE", "False":
-		return false
-	}
-	return true
-}
+func MustHaveTools() bool { return ci.Strict() }
 
 // LookTool finds a tool where scripts/install-tools.sh puts it: npm tools in
 // the tools dir, nats-server in /usr/sbin (not on a non-root PATH), minio in

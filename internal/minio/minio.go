@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tuist/fabrik-node/internal/ci"
 )
 
 // Credentials of every test server: the root user, so tests need no policy setup.
@@ -68,14 +70,14 @@ func Binary() string {
 }
 
 // Start runs a MinIO server for the duration of the test. Without a binary it
-// skips locally but fails under CI (env CI) or FABRIK_E2E_REQUIRE=1: a CI run
+// skips locally but fails under CI or FABRIK_E2E_REQUIRE=1 (ci.Strict): a CI run
 // that silently skipped every S3 test would prove nothing.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
 		msg := fmt.Sprintf("minio binary not available (%v); run scripts/install-minio.sh or set FABRIK_MINIO_BIN", err)
-		if os.Getenv("CI") != "" || os.Getenv("FABRIK_E2E_REQUIRE") == "1" {
+		if ci.Strict() {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)

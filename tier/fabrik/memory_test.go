@@ -19,6 +19,7 @@ import (
 // live, and GC pacing lets garbage reach the size of the live heap.)
 func TestLargeGetHasBoundedMemory(t *testing.T) {
 	if testing.Short() {
+		// -short is a developer's quick loop; make test never sets it.
 		t.Skip("moves 128 MiB")
 	}
 	reg := startRegional(t, nil)

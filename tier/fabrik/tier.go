@@ -18,14 +18,15 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// DefaultTimeout applies when Options.Timeout is zero: a regional that stops
-// answering must turn into a miss, never a build that hangs.
-const DefaultTimeout = 30 * time.Second
+// DefaultTimeout applies when Options.Timeout is zero; it is the config's
+// upstream timeout default (config.DefaultUpstreamTimeout), declared there.
+const DefaultTimeout = config.DefaultUpstreamTimeout
 
 // ErrUnavailable wraps failures that say the regional cannot be reached or did
 // not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED, an idle stream), so a

@@ -26,12 +26,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	fabrikconfig "github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// DefaultTimeout bounds each wait on S3 when Options.Timeout is zero.
-const DefaultTimeout = 30 * time.Second
+// DefaultTimeout bounds each wait on S3 when Options.Timeout is zero; it is
+// the config's upstream timeout default, declared there.
+const DefaultTimeout = fabrikconfig.DefaultUpstreamTimeout
 
 // Options configures one S3 tier. Its fields mirror config.UpstreamConfig.
 type Options struct {

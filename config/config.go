@@ -243,7 +243,9 @@ type ToolConfig struct {
 	// whole "host:port", which gives the tool its own listener by itself.
 	Bind string `toml:"bind"`
 	// AutoConfigure exports the tool's cache URL (GRADLE_BUILD_CACHE_URL...)
-	// to commands the node wraps (default true).
+	// to commands the node wraps (default true). For Gradle, shell
+	// activation also installs an init script under ~/.gradle/init.d/ that
+	// points Gradle's remote build cache at GRADLE_BUILD_CACHE_URL.
 	AutoConfigure *bool `toml:"auto_configure"`
 }
 
@@ -267,7 +269,7 @@ type SccacheConfig struct {
 	SecretAccessKey string `toml:"secret_access_key" fabrik:"secret"`
 	// VirtualHostDomain enables virtual-host style requests
 	// (<bucket>.<domain>); path style (<domain>/<bucket>) always works.
-	// Default "localhost".
+	// Default localhost.
 	VirtualHostDomain string `toml:"virtual_host_domain"`
 	// MultipartExpiry discards multipart uploads neither completed nor
 	// aborted after this long (default 24h).
@@ -287,7 +289,8 @@ type FabrikConfig struct {
 type ObservabilityConfig struct {
 	// LogLevel: debug, info, warn, error. Default info.
 	LogLevel string `toml:"log_level"`
-	// LogFormat: json (servers) or text. Default json.
+	// LogFormat: text, json or auto (the default: text when stderr is a
+	// terminal, JSON otherwise, e.g. a daemon's log file or a container).
 	LogFormat string `toml:"log_format"`
 	// HealthBind serves GET /health (public). Default 127.0.0.1:8888 on an
 	// edge, 0.0.0.0:8888 on a regional node.
@@ -343,7 +346,7 @@ type RuntimeConfig struct {
 	// AllowedHosts are Host names a loopback listener accepts besides
 	// localhost, *.localhost and loopback addresses. Any other Host is
 	// refused (403), which stops DNS rebinding: a web page whose name
-	// resolves to 127.0.0.1 cannot reach a developer's edge. Default: none.
+	// resolves to 127.0.0.1 cannot reach a developer's edge. Empty by default.
 	AllowedHosts []string `toml:"allowed_hosts"`
 	// CORSAllowedOrigins may make cross-origin requests from a browser
 	// ("https://app.example"); they get Access-Control-Allow-Origin, and a
@@ -387,14 +390,23 @@ type P2PConfig struct {
 
 // DaemonConfig configures the per-project daemon.
 type DaemonConfig struct {
-	// StateDir holds daemons' ports.json and pid files (default ~/.fabrik/daemons).
+	// StateDir holds each daemon's state directory (<id>/pid, ports.json,
+	// config_path.txt). Default: $XDG_STATE_HOME/fabrik/daemons
+	// (~/.local/state/fabrik/daemons).
 	StateDir string `toml:"state_dir" fabrik:"path"`
 	// Socket is an optional unix socket path.
 	Socket string `toml:"socket" fabrik:"path"`
 	// HTTPPort and GRPCPort pin the daemon's listeners (0 = random, the
-	// default, so that several projects' daemons never collide).
+	// default, so that several projects' daemons never collide). The
+	// daemon always binds loopback; ports.json says what it bound.
 	HTTPPort int `toml:"http_port"`
 	GRPCPort int `toml:"grpc_port"`
+	// HealthPort, APIPort, S3Port (the sccache S3 API) and FabrikPort pin
+	// the daemon's other listeners the same way (0 = random).
+	HealthPort int `toml:"health_port"`
+	APIPort    int `toml:"api_port"`
+	S3Port     int `toml:"s3_port"`
+	FabrikPort int `toml:"fabrik_port"`
 }
 
 // EventsConfig configures NATS events.
@@ -457,7 +469,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 		Fabrik: FabrikConfig{Bind: "127.0.0.1:7070"},
 		Observability: ObservabilityConfig{
 			LogLevel:   "info",
-			LogFormat:  "json",
+			LogFormat:  "auto",
 			HealthBind: "127.0.0.1:8888",
 			APIBind:    "127.0.0.1:9091",
 		},

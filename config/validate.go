@@ -14,7 +14,7 @@ import (
 var (
 	EvictionPolicies = []string{"lru", "lfu", "ttl"}
 	LogLevels        = []string{"debug", "info", "warn", "error"}
-	LogFormats       = []string{"json", "text"}
+	LogFormats       = []string{"json", "text", "auto"}
 	BuildTools       = []string{"gradle", "bazel", "nx", "turborepo", "sccache", "buildkit", "ccache", "gocache"}
 	ConsentModes     = []string{"notify-once", "notify-always", "auto-approve", "disabled", "always-ask", "always-allow"}
 	UpstreamSchemes  = []string{"grpc", "grpcs", "s3"}
@@ -123,6 +123,10 @@ func Validate(c *Config) []Problem {
 
 	portRange("daemon.http_port", c.Daemon.HTTPPort, add)
 	portRange("daemon.grpc_port", c.Daemon.GRPCPort, add)
+	portRange("daemon.health_port", c.Daemon.HealthPort, add)
+	portRange("daemon.api_port", c.Daemon.APIPort, add)
+	portRange("daemon.s3_port", c.Daemon.S3Port, add)
+	portRange("daemon.fabrik_port", c.Daemon.FabrikPort, add)
 
 	if n := c.Events.NATSURL; n != "" && n != "embedded" && !strings.HasPrefix(n, "nats://") {
 		add("events.nats_url", "events.nats_url %q must be empty, \"embedded\" or a nats:// URL", n)

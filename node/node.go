@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -73,6 +74,8 @@ type Node struct {
 	// upstreamCreds is the node's machine token for its upstreams (nil when
 	// none is configured).
 	upstreamCreds credentials.PerRPCCredentials
+	// breakers are the upstreams' circuit breaker states, for /health.
+	breakers breakers
 }
 
 // New validates the options; Start does the work.
@@ -165,7 +168,7 @@ func (n *Node) startListeners() error {
 
 	if obs.HealthEnabled == nil || *obs.HealthEnabled {
 		health := http.NewServeMux()
-		(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load}).Routes(health)
+		(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load, Figures: n.healthFigures}).Routes(health)
 		if err := n.serveHTTP("health", obs.HealthBind, health, grace); err != nil {
 			return err
 		}
@@ -238,6 +241,10 @@ func (n *Node) serve(name, addr string, srv listener.Server, grace time.Duration
 // Addr returns the bound address of a listener ("health", "api", "http",
 // "grpc", "fabrik"), useful when the config asked for port 0.
 func (n *Node) Addr(name string) string { return n.addrs[name] }
+
+// Addrs returns every listener's bound address by name (a copy): what a
+// daemon publishes in its ports.json, whatever listeners the node has.
+func (n *Node) Addrs() map[string]string { return maps.Clone(n.addrs) }
 
 // Cache is the node's router seen as an adapters.Cache (tests, wrappers).
 func (n *Node) Cache() adapters.Cache { return n.cache }

@@ -37,14 +37,16 @@ func (n *Node) startUpstreams() (upstreams, error) {
 		}
 		timeout := uc.RequestTimeout()
 		ref, err := n.sys.Spawn(name, remote.New(t, remote.Options{
-			Timeout:  timeout,
-			Logger:   n.log,
-			OnResult: n.onTierResult,
+			Timeout:   timeout,
+			Logger:    n.log,
+			OnResult:  n.onTierResult,
+			OnBreaker: n.breakers.record,
 		}))
 		if err != nil {
 			return u, err
 		}
 		u.actors = append(u.actors, ref)
+		n.breakers.add(name, uc.URL)
 		rt := router.Tier{
 			Name: name, Ref: ref, Timeout: timeout + time.Second,
 			ReadOnly: uc.ReadOnly, WriteThrough: uc.IsWriteThrough(), Permanent: uc.Permanent,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the end-to-end tests: real Gradle, Bazel, Nx and Turborepo (and MinIO,
-# NATS, and the registry clients crane, oras and skopeo) against real
+# NATS, the registry clients crane, oras and skopeo, and bash/zsh/fish in
+# tmux for shell activation) against real
 # fabrik-node processes. Installs the tools first, then
 # requires them: after an install, a missing tool is a failure, not a skip.
 #
@@ -15,6 +16,10 @@ bash scripts/install-tools.sh all
 # The ccache and WebDAV (rclone) tests drive these from PATH.
 for tool in ccache gcc rclone; do
   command -v "$tool" >/dev/null 2>&1 || { echo "[fabrik] ERROR: $tool missing after install-tools.sh" >&2; exit 1; }
+done
+# Shell activation runs in real shells through tmux: missing ones fail here.
+for tool in tmux bash zsh fish; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "[fabrik] ERROR: $tool not installed (scripts/install-tools.sh shells)" >&2; exit 1; }
 done
 # The registry clients of the BuildKit cache tests live outside PATH.
 for t in "${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}/crane" "${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}/oras" "$(command -v skopeo || echo skopeo)"; do

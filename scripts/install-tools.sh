@@ -3,7 +3,7 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|chromium|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|chromium|shells|all]...  (default: all)
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -27,6 +27,7 @@
 #   registry    OCI clients for the BuildKit registry cache tests:
 #               crane and oras (go install, pinned)                $FABRIK_TOOLS_BIN/{crane,oras}
 #               skopeo (apt)                                        /usr/bin/skopeo
+#   shells      apt packages tmux, zsh, fish (shell activation e2e)  /usr/bin/{tmux,zsh,fish}
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -138,6 +139,13 @@ install_s3clients() {
   apt_install s3cmd s3cmd
 }
 
+# Shell activation is tested in real interactive shells driven through tmux.
+install_shells() {
+  apt_install tmux tmux
+  apt_install zsh zsh
+  apt_install fish fish
+}
+
 install_minio() {
   bash "$SCRIPT_DIR/install-minio.sh"
 }
@@ -193,6 +201,7 @@ for t in "${targets[@]}"; do
   s3clients | awscli | s3cmd) install_s3clients ;;
   registry | crane | oras | skopeo) install_registry ;;
   chromium) install_chromium ;;
+  shells | tmux | zsh | fish) install_shells ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -207,13 +216,14 @@ for t in "${targets[@]}"; do
     install_s3clients
     install_registry
     install_chromium
+    install_shells
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients, registry, chromium or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients, registry, chromium, shells or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

@@ -40,7 +40,10 @@ type Options struct {
 	// OnResult is told every outcome ("hit", "miss", "error", "open") for
 	// metrics; may be nil.
 	OnResult func(tierName, result string, took time.Duration)
-	Logger   *slog.Logger
+	// OnBreaker is told when the circuit opens (until when) and when the
+	// tier recovers (the zero time), for health reporting; may be nil.
+	OnBreaker func(tierName string, openUntil time.Time)
+	Logger    *slog.Logger
 }
 
 func (o *Options) defaults() {
@@ -193,6 +196,9 @@ func (a *Actor) record(d *done) {
 	if !d.failed {
 		if a.loggedOpen {
 			a.opts.Logger.Info("upstream recovered", "tier", a.tier.Name())
+			if a.opts.OnBreaker != nil {
+				a.opts.OnBreaker(a.tier.Name(), time.Time{})
+			}
 		}
 		a.failures, a.loggedOpen = 0, false
 		return
@@ -201,6 +207,9 @@ func (a *Actor) record(d *done) {
 	if a.failures >= a.opts.FailureThreshold {
 		a.openTill = time.Now().Add(a.opts.Cooldown)
 		a.failures = 0
+		if a.opts.OnBreaker != nil {
+			a.opts.OnBreaker(a.tier.Name(), a.openTill)
+		}
 		if !a.loggedOpen {
 			a.loggedOpen = true
 			a.opts.Logger.Warn("upstream failing: circuit open, reads from it count as misses",

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tuist/fabrik-node/activate"
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/node"
 )
@@ -38,6 +39,21 @@ func bazelCommand(args []string, cwd string) int {
 		return fail("%v", err)
 	}
 	cfg := loaded.Config
+	bin := os.Getenv("FABRIK_BAZEL_BIN")
+	if bin == "" {
+		bin = "bazel"
+	}
+	// In an activated shell the project's daemon already serves REAPI:
+	// use it, so the cache outlives the build and is shared with the
+	// shell's other tools.
+	if s, _ := activatedDaemon(cwd); s != nil && os.Getenv(activate.DaemonVar) != "" && s.URL("grpc", "grpc") != "" {
+		inject := []string{"--remote_cache=" + s.URL("grpc", "grpc")}
+		if tok, err := cfg.Auth.ResolveToken(); err == nil && tok != "" {
+			inject = append(inject, "--remote_header=Authorization=Bearer "+tok)
+		}
+		fmt.Fprintf(os.Stderr, "[fabrik] cache for bazel: daemon %s on %s\n", s.ID, s.URL("grpc", "grpc"))
+		return runChild(bin, injectAfterVerb(bazelArgs, inject))
+	}
 	bind := cfg.BuildTools.Bazel.Bind
 	if bind == "" {
 		bind = "127.0.0.1"
@@ -72,10 +88,6 @@ func bazelCommand(args []string, cwd string) int {
 	inject := []string{"--remote_cache=grpc://" + n.Addr("grpc")}
 	if tok, err := cfg.Auth.ResolveToken(); err == nil && tok != "" {
 		inject = append(inject, "--remote_header=Authorization=Bearer "+tok)
-	}
-	bin := os.Getenv("FABRIK_BAZEL_BIN")
-	if bin == "" {
-		bin = "bazel"
 	}
 	fmt.Fprintf(os.Stderr, "[fabrik] cache for bazel on grpc://%s\n", n.Addr("grpc"))
 	return runChild(bin, injectAfterVerb(bazelArgs, inject))

@@ -15,11 +15,15 @@ const usage = `fabrik-node: a multi-layer build cache.
 
 Usage:
   fabrik-node [--role edge|regional] [--config FILE] [--log-level LEVEL] [--config-SECTION-KEY VALUE ...]
-  fabrik-node daemon ...        run an edge (same flags)
+  fabrik-node daemon ...        run an edge in the foreground (same flags)
+  fabrik-node daemon list|start|stop [HASH|--all]   the per-project daemons activation starts
+  fabrik-node activate bash|zsh|fish   print the shell hook: eval "$(fabrik-node activate bash)"
+  fabrik-node activate --status        start this project's daemon if needed, print its exports
+  fabrik-node deactivate [--stop-daemon]   unset what activation set (and stop the daemon)
   fabrik-node server ...        run a regional node (same flags)
   fabrik-node bazel [--config-...] -- <bazel args>   run bazel with a cache on a loopback port
   fabrik-node config validate|generate|show ...
-  fabrik-node health [--url URL] check a running node's /health
+  fabrik-node health [--url URL] a node's health and figures (the activated daemon by default)
   fabrik-node run [--dry-run|--verbose|--no-cache|--clean|--list] RECIPE [TARGET] [-- ARGS]
                                 run a script recipe (#FABRIK annotations) or a Tengo recipe, cached
   fabrik-node cache status SCRIPT | clean [SCRIPT] | list | stats   recipe cache entries
@@ -48,7 +52,7 @@ func run(args []string) int {
 		case "config":
 			return configcmd.Run(args[1:], os.Stdout, os.Stderr, os.Environ(), cwd)
 		case "health":
-			return healthCommand(args[1:])
+			return healthCommand(args[1:], cwd)
 		case "bazel":
 			return bazelCommand(args[1:], cwd)
 		case "run":
@@ -58,7 +62,11 @@ func run(args []string) int {
 		case "gocacheprog":
 			return gocacheprogCommand(args[1:])
 		case "daemon":
-			return serve(append([]string{"--role", "edge"}, args[1:]...), cwd)
+			return daemonCommand(args[1:], cwd)
+		case "activate":
+			return activateCommand(args[1:], cwd)
+		case "deactivate":
+			return deactivateCommand(args[1:], cwd)
 		case "server":
 			return serve(append([]string{"--role", "regional"}, args[1:]...), cwd)
 		}

@@ -101,12 +101,26 @@ func serve(args []string, cwd string) int {
 	return 0
 }
 
+// newLogger logs to stderr as observability.log_format says: text, json,
+// or auto (text on a terminal, for a developer; JSON otherwise, for log
+// collectors and a daemon's log file).
 func newLogger(format string, level *slog.LevelVar) *slog.Logger {
 	o := &slog.HandlerOptions{Level: level}
-	if format == "text" {
+	if format == "text" || (format != "json" && isTerminal(os.Stderr)) {
 		return slog.New(slog.NewTextHandler(os.Stderr, o))
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, o))
+}
+
+// isTerminal reports whether f is a terminal: a character device other than
+// /dev/null (where a detached process's stderr often points).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }
 
 func setLevel(v *slog.LevelVar, s string) {

@@ -1,8 +1,8 @@
 package store
 
 import (
-	"strings"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tuist/fabrik-node/messages"

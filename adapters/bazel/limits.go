@@ -65,6 +65,9 @@ func checkOutputPaths(r *repb.ActionResult) error {
 			return err
 		}
 	}
+	// The per-kind symlink lists are deprecated in REAPI 2.1 but Bazel 4
+	// still sends them, so their paths are checked too.
+	//lint:ignore SA1019 older clients still fill these fields
 	for _, group := range [][]*repb.OutputSymlink{r.GetOutputFileSymlinks(), r.GetOutputDirectorySymlinks(), r.GetOutputSymlinks()} {
 		for _, l := range group {
 			if err := checkOutputPath("output symlink", l.GetPath()); err != nil {

@@ -15,9 +15,9 @@ import (
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/auth"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/tenant"
 	"github.com/tuist/fabrik-node/metrics"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
+	"github.com/tuist/fabrik-node/tenant"
 )
 
 // StatsProvider is implemented by a Cache that can count what it holds.

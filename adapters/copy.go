@@ -35,6 +35,12 @@ func SendBody(w io.Writer, body io.Reader, size int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Read on to EOF: a body that streams from an upstream is written back
+	// to the local tier only when its reader sees EOF, and ReadFull stops
+	// one read short of it (every upstream hit up to 64 KiB was served but
+	// never kept). A local file answers at once.
+	var probe [1]byte
+	io.ReadFull(body, probe[:])
 	m, err := w.Write((*buf)[:n])
 	return int64(m), err
 }

@@ -156,6 +156,26 @@ func TestEdgeRegionalRoundTrip(t *testing.T) {
 	}
 }
 
+// Small artifacts (the bulk of build traffic) are kept too: an upstream hit
+// answered from a pooled buffer must still read its stream to EOF, which is
+// what commits the write-back. Up to 64 KiB used to be served and dropped.
+func TestSmallUpstreamHitIsWrittenBack(t *testing.T) {
+	regional := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	cb := testConfig(t, config.RoleEdge, t.TempDir())
+	cb.Upstream = []config.UpstreamConfig{upstream("grpc://" + regional.Addr("fabrik"))}
+	b := startNode(t, config.RoleEdge, cb)
+	for i, size := range []int{1, 4096, 64 << 10} {
+		key := fmt.Sprintf("%032x", i+1)
+		ref := messages.Ref{Namespace: "gradle", Key: key}
+		body := randomBytes(t, size)
+		seedArtifact(t, regional, ref, body)
+		if got := gradleGet(t, b, key); !bytes.Equal(got, body) {
+			t.Fatalf("%d bytes: edge B served %d bytes", size, len(got))
+		}
+		eventually(t, fmt.Sprintf("write-back of a %d-byte hit", size), func() bool { return localHas(b, ref) })
+	}
+}
+
 // TestRegionalDownIsAMiss: a dead upstream makes reads misses, never errors,
 // and hits come back when it returns.
 func TestRegionalDownIsAMiss(t *testing.T) {

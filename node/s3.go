@@ -1,6 +1,9 @@
 package node
 
 import (
+	"context"
+
+	"github.com/tuist/fabrik-node/auth"
 	"net"
 	"strconv"
 	"time"
@@ -28,9 +31,12 @@ func (n *Node) startS3(grace time.Duration) error {
 	if n.authn.Enabled() {
 		// The JWT travels as the session token; its scopes decide reads
 		// and writes like a Bearer token's on the other adapters.
-		opts.Authorize = func(token string, acc adapters.Access) error {
-			_, err := n.authn.Authenticate(token, scopeOf[acc])
-			return err
+		opts.Authorize = func(ctx context.Context, token string, acc adapters.Access) (context.Context, error) {
+			p, err := n.authn.Authenticate(token, scopeOf[acc])
+			if err != nil {
+				return ctx, err
+			}
+			return auth.NewContext(ctx, p), nil
 		}
 		if sc.AccessKeyID == "" {
 			n.log.Warn("s3: auth is on but build_tools.sccache has no access_key_id/secret_access_key: tokens are checked, signatures are not")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,20 +25,58 @@ import (
 // tenantProtocol is one HTTP protocol of the isolation matrix: where an
 // artifact named key lives, and the names a client may choose.
 type tenantProtocol struct {
-	name  string
-	url   func(key string) string // the same URL whoever asks
-	basic bool
-	put   int // status of a stored upload
+	name string
+	url  func(key string) string // the same URL whoever asks
+	// carry is how the client sends its token.
+	carry tokenCarry
 }
+
+type tokenCarry int
+
+const (
+	bearer    tokenCarry = iota
+	basic                // Gradle, ccache: the token as Basic password
+	s3Session            // S3: the JWT as the session token
+)
 
 func httpTenantProtocols(n *Node) []tenantProtocol {
 	base := "http://" + n.Addr("http")
+	s3 := "http://" + n.Addr("s3")
 	return []tenantProtocol{
-		{"gradle", func(k string) string { return base + "/cache/" + k }, true, 200},
-		{"nx", func(k string) string { return base + "/v1/cache/" + k }, false, 200},
+		{"gradle", func(k string) string { return base + "/cache/" + k }, basic},
+		{"nx", func(k string) string { return base + "/v1/cache/" + k }, bearer},
 		// Both tenants name the same Turborepo team: the token decides.
-		{"turborepo", func(k string) string { return base + "/v8/artifacts/" + k + "?teamId=team_a" }, false, 202},
+		{"turborepo", func(k string) string { return base + "/v8/artifacts/" + k + "?teamId=team_a" }, bearer},
+		// ... and the same bucket, directory, ccache path, action ID, recipe.
+		{"s3", func(k string) string { return s3 + "/sccache/a/b/c/" + k }, s3Session},
+		{"webdav", func(k string) string { return base + "/webdav/sccache/" + k }, bearer},
+		{"ccache", func(k string) string { return base + "/ccache/" + k[:2] + "/" + k[2:] }, basic},
+		{"gocache", func(k string) string { return base + "/gocache/" + sha([]byte(k)) }, bearer},
+		{"recipes", func(k string) string { return base + "/recipes/v1/runs/" + k }, bearer},
 	}
+}
+
+// tenantSend is send with the token carried the protocol's way.
+func tenantSend(t *testing.T, p tenantProtocol, method, url string, body []byte, tok string) (*http.Response, []byte) {
+	t.Helper()
+	if p.carry != s3Session {
+		return send(t, method, url, body, tok, p.carry == basic)
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == nil {
+		req.Body = nil
+	}
+	req.Header.Set("X-Amz-Security-Token", tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
 }
 
 // The isolation matrix on an edge: two tenants' tokens against every
@@ -55,26 +95,64 @@ func TestTenantIsolationOnAnEdge(t *testing.T) {
 
 	for i, p := range httpTenantProtocols(n) {
 		t.Run(p.name, func(t *testing.T) {
-			key := strings.Repeat(string(rune('1'+i)), 32)
+			key := fmt.Sprintf("%x", i+1) + strings.Repeat("0", 31)
 			bodyA, bodyB := randomBytes(t, 4096), randomBytes(t, 4096)
-			if resp, b := send(t, "PUT", p.url(key), bodyA, tokA, p.basic); resp.StatusCode != p.put {
-				t.Fatalf("A's PUT: %d %s", resp.StatusCode, b)
+			put := func(body []byte, tok string) (int, []byte) {
+				h := p.url(key)
+				if p.name == "gocache" {
+					// The output ID is the body's hash: sent as a header.
+					req, _ := http.NewRequest("PUT", h, bytes.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+tok)
+					req.Header.Set("X-Go-Output-Id", sha(body))
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					return resp.StatusCode, nil
+				}
+				resp, b := tenantSend(t, p, "PUT", h, body, tok)
+				return resp.StatusCode, b
+			}
+			if code, b := put(bodyA, tokA); code/100 != 2 {
+				t.Fatalf("A's PUT: %d %s", code, b)
 			}
 			for _, m := range []string{"GET", "HEAD"} {
-				if resp, b := send(t, m, p.url(key), nil, tokB, p.basic); resp.StatusCode != 404 || len(b) > 0 && bytes.Contains(b, bodyA[:64]) {
+				if resp, b := tenantSend(t, p, m, p.url(key), nil, tokB); resp.StatusCode != 404 || len(b) > 0 && bytes.Contains(b, bodyA[:64]) {
 					t.Errorf("B's %s of A's entry: %d", m, resp.StatusCode)
 				}
 			}
-			if resp, b := send(t, "PUT", p.url(key), bodyB, tokB, p.basic); resp.StatusCode != p.put {
-				t.Fatalf("B's PUT under the same name: %d %s", resp.StatusCode, b)
+			if code, b := put(bodyB, tokB); code/100 != 2 {
+				t.Fatalf("B's PUT under the same name: %d %s", code, b)
 			}
-			if resp, b := send(t, "GET", p.url(key), nil, tokA, p.basic); resp.StatusCode != 200 || !bytes.Equal(b, bodyA) {
+			if resp, b := tenantSend(t, p, "GET", p.url(key), nil, tokA); resp.StatusCode != 200 || !bytes.Equal(b, bodyA) {
 				t.Errorf("A's entry after B's upload: %d, same body %v", resp.StatusCode, bytes.Equal(b, bodyA))
 			}
-			if resp, b := send(t, "GET", p.url(key), nil, tokB, p.basic); resp.StatusCode != 200 || !bytes.Equal(b, bodyB) {
+			if resp, b := tenantSend(t, p, "GET", p.url(key), nil, tokB); resp.StatusCode != 200 || !bytes.Equal(b, bodyB) {
 				t.Errorf("B's own entry: %d", resp.StatusCode)
 			}
 		})
+	}
+
+	// S3 listings and WebDAV directory listings: B lists none of A's keys.
+	if _, b := tenantSend(t, tenantProtocol{carry: s3Session}, "GET", "http://"+n.Addr("s3")+"/sccache?list-type=2", nil, tokB); bytes.Count(b, []byte("<Key>")) != 1 {
+		t.Errorf("B's bucket listing holds other than B's one key:\n%s", b)
+	}
+
+	// OCI: a layer A pushed is unknown to B in the same repository name.
+	layer := randomBytes(t, 3000)
+	digest := "sha256:" + sha(layer)
+	reg := "http://" + n.Addr("http") + "/v2/team/app"
+	if resp, b := send(t, "POST", reg+"/blobs/uploads/?digest="+digest, layer, tokA, false); resp.StatusCode != 201 {
+		t.Fatalf("A's layer push: %d %s", resp.StatusCode, b)
+	}
+	for _, m := range []string{"GET", "HEAD"} {
+		if resp, _ := send(t, m, reg+"/blobs/"+digest, nil, tokB, false); resp.StatusCode != 404 {
+			t.Errorf("B's %s of A's layer: %d, want 404", m, resp.StatusCode)
+		}
+	}
+	if resp, b := send(t, "GET", reg+"/blobs/"+digest, nil, tokA, false); resp.StatusCode != 200 || !bytes.Equal(b, layer) {
+		t.Errorf("A's own layer: %d", resp.StatusCode)
 	}
 
 	// Bazel: CAS probes and reads, action results under any instance name.
@@ -146,12 +224,12 @@ func TestTenantIsolationOnAnEdge(t *testing.T) {
 	json.Unmarshal(b, &stB)
 	_, b = send(t, "GET", api+"/api/v1/stats", nil, admin, false)
 	json.Unmarshal(b, &stAll)
-	if stB.Scope != "tenant:beta" || stB.Cache.TotalObjects != 3 || stAll.Cache.TotalObjects <= stB.Cache.TotalObjects {
-		t.Errorf("stats: B %+v, admin %+v; want B's three uploads only", stB, stAll)
+	if stB.Scope != "tenant:beta" || stB.Cache.TotalObjects < 8 || stAll.Cache.TotalObjects <= stB.Cache.TotalObjects {
+		t.Errorf("stats: B %+v, admin %+v; want B's own uploads only", stB, stAll)
 	}
 	// A's and B's entries are namespaced apart in the store.
-	if !localHas(n, messages.Ref{Namespace: tenant.Namespace("acme", "gradle"), Key: strings.Repeat("1", 32)}) ||
-		localHas(n, messages.Ref{Namespace: "gradle", Key: strings.Repeat("1", 32)}) {
+	if gk := "1" + strings.Repeat("0", 31); !localHas(n, messages.Ref{Namespace: tenant.Namespace("acme", "gradle"), Key: gk}) ||
+		localHas(n, messages.Ref{Namespace: "gradle", Key: gk}) {
 		t.Error("a tenant's Gradle entry is not under tenant/acme/gradle")
 	}
 }

@@ -35,6 +35,9 @@ var signer = v4.NewSigner()
 // request is what authentication learnt about a request, for the handlers
 // that read its body.
 type request struct {
+	// ctx, when set, is the request's context carrying the token's
+	// principal (auth on), so the cache scopes every key to its tenant.
+	ctx context.Context
 	// payload is x-amz-content-sha256 ("" when absent or presigned).
 	payload string
 	// verified: the signature was checked against the key pair, so the
@@ -105,9 +108,11 @@ func (a *Adapter) authenticate(r *http.Request, access adapters.Access) (*reques
 		if token == "" {
 			return nil, errAccessDenied.with("no token: send the fabrik JWT as the session token (AWS_SESSION_TOKEN)")
 		}
-		if err := a.opts.Authorize(token, access); err != nil {
+		ctx, err := a.opts.Authorize(r.Context(), token, access)
+		if err != nil {
 			return nil, errAccessDenied.with("%v", err)
 		}
+		q.ctx = ctx
 	}
 	return q, nil
 }

@@ -141,16 +141,16 @@ func TestAuthOffAcceptsAnyWellFormedSignature(t *testing.T) {
 // With auth on, the JWT is the session token: read-only tokens read.
 func TestSessionTokenScopes(t *testing.T) {
 	opts := keyed()
-	opts.Authorize = func(token string, acc adapters.Access) error {
+	opts.Authorize = func(ctx context.Context, token string, acc adapters.Access) (context.Context, error) {
 		switch {
 		case token == "rw":
-			return nil
+			return ctx, nil
 		case token == "ro" && acc == adapters.Read:
-			return nil
+			return ctx, nil
 		case token == "ro":
-			return errors.New("token lacks cache:write")
+			return ctx, errors.New("token lacks cache:write")
 		}
-		return errors.New("invalid token")
+		return ctx, errors.New("invalid token")
 	}
 	s := newServer(t, opts)
 	ctx := context.Background()

@@ -104,7 +104,7 @@ func TestSDKChecksums(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tls=%v %s: %v", tls, alg, err)
 			}
-			res, err := cache.Stat(context.Background(), objectRef(target{"b", key}))
+			res, err := cache.Stat(context.Background(), objectRef(target{bucket: "b", key: key}))
 			if err != nil || !res.Found || res.Meta.Size != int64(len(body)) || res.Meta.Attrs[attrETag] != md5Hex(body) {
 				t.Fatalf("tls=%v %s: stored %+v", tls, alg, res)
 			}

@@ -377,7 +377,7 @@ func (a *Adapter) listUploads(w http.ResponseWriter, r *http.Request, t target, 
 	var entries []uploadEntry
 	a.uploads.mu.Lock()
 	for _, up := range a.uploads.m {
-		if up.t.bucket == t.bucket && strings.HasPrefix(up.t.key, prefix) {
+		if up.t.bucket == t.bucket && up.t.scope == t.scope && strings.HasPrefix(up.t.key, prefix) {
 			entries = append(entries, uploadEntry{up.t.key, up.id, s3Time(up.created), "STANDARD"})
 		}
 	}

@@ -346,7 +346,7 @@ func (a *Adapter) deleteObjects(w http.ResponseWriter, r *http.Request, t target
 			out.Errors = append(out.Errors, failed{o.Key, errInvalidArgument.Code, "invalid key"})
 			continue
 		}
-		if err := a.cache.Delete(r.Context(), objectRef(target{t.bucket, o.Key})); err != nil {
+		if err := a.cache.Delete(r.Context(), objectRef(target{bucket: t.bucket, key: o.Key, scope: t.scope})); err != nil {
 			out.Errors = append(out.Errors, failed{o.Key, errInternal.Code, errInternal.Message})
 			continue
 		}

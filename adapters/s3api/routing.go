@@ -1,6 +1,8 @@
 package s3api
 
 import (
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tenant"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +14,10 @@ import (
 // target is what a request addresses.
 type target struct {
 	bucket, key string
+	// scope is the tenant namespace the request's token confines it to
+	// ("s3" for single-tenant tokens): in-memory state (multipart uploads)
+	// is matched on it, as the cache's keys are scoped by the same rule.
+	scope string
 }
 
 // locate reads bucket and key from a path-style (/bucket/key) or
@@ -62,6 +68,10 @@ func (a *Adapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, aerr)
 		return
 	}
+	if q.ctx != nil {
+		r = r.WithContext(q.ctx)
+	}
+	t.scope = tenant.Scope(r.Context(), messages.Ref{Namespace: "s3"}).Namespace
 	w.Header().Set("x-amz-request-id", requestID())
 	h(w, r, t, q)
 }

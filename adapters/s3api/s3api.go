@@ -12,6 +12,7 @@
 package s3api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -34,8 +35,10 @@ type Options struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	// Authorize, when set (auth on), checks the JWT a client sends as its
-	// session token (X-Amz-Security-Token) for the access a request needs.
-	Authorize func(token string, access adapters.Access) error
+	// session token (X-Amz-Security-Token) for the access a request needs,
+	// and returns ctx carrying the token's principal: the cache scopes
+	// every bucket and key to the principal's tenant from it.
+	Authorize func(ctx context.Context, token string, access adapters.Access) (context.Context, error)
 	// VirtualHostDomain: a Host of <bucket>.<domain> addresses <bucket>.
 	VirtualHostDomain string
 	// MultipartExpiry discards uploads neither completed nor aborted after

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/local"
@@ -66,6 +67,52 @@ func (c *Cache) stat(ctx context.Context, m *messages.Stat) (*messages.StatResul
 	return r, nil
 }
 
+// upstreamStatConcurrency bounds the upstream checks of one StatMany's
+// local misses: enough to hide an upstream round trip, few enough that one
+// call of thousands of refs cannot flood the router.
+const upstreamStatConcurrency = 16
+
+// StatMany checks many refs (adapters.BatchStat): one message and one pass
+// over the local index for all of them, then the local misses are asked of
+// the upstreams, at most upstreamStatConcurrency at a time. Every ref is
+// scoped to the request's tenant like every other call.
+func (c *Cache) StatMany(ctx context.Context, refs []messages.Ref) ([]messages.StatResult, error) {
+	scoped := make([]messages.Ref, len(refs))
+	for i, ref := range refs {
+		scoped[i] = tenant.Scope(ctx, ref)
+	}
+	r, err := actors.AskFor[*messages.StatManyResult](ctx, c.router, &messages.StatMany{Refs: scoped})
+	if err != nil || len(r.Results) != len(refs) {
+		// A cache that cannot answer is a miss; the upstreams may still know.
+		r = &messages.StatManyResult{Results: make([]messages.StatResult, len(refs)), Upstreams: true}
+	}
+	if !r.Upstreams {
+		return r.Results, nil
+	}
+	var misses []int
+	for i := range r.Results {
+		if !r.Results[i].Found {
+			misses = append(misses, i)
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, upstreamStatConcurrency)
+	for _, i := range misses {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// scoped already: stat must not scope twice.
+			res, err := actors.AskFor[*messages.StatResult](ctx, c.router, &messages.Stat{Ref: scoped[i], UpstreamOnly: true})
+			if err == nil && res.Found {
+				r.Results[i] = *res
+			}
+		}()
+	}
+	wg.Wait()
+	return r.Results, ctx.Err()
+}
+
 func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
 	return c.store.Stager().New(expectHash, expectSize)
 }
@@ -118,7 +165,8 @@ func (c *Cache) List(ctx context.Context, namespace, prefix, after string, fn fu
 }
 
 var (
-	_ adapters.Cache    = (*Cache)(nil)
-	_ adapters.Lister   = (*Cache)(nil)
-	_ adapters.TierStat = (*Cache)(nil)
+	_ adapters.Cache     = (*Cache)(nil)
+	_ adapters.Lister    = (*Cache)(nil)
+	_ adapters.TierStat  = (*Cache)(nil)
+	_ adapters.BatchStat = (*Cache)(nil)
 )

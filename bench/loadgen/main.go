@@ -41,6 +41,8 @@ type options struct {
 	pids     string
 	name     string
 	expect   int
+	path     string
+	key64    bool
 }
 
 func main() {
@@ -57,6 +59,8 @@ func main() {
 	flag.StringVar(&o.pids, "pids", "", "name=pid,... whose peak RSS (VmHWM) is reset before and read after the run")
 	flag.StringVar(&o.name, "name", "", "scenario name in the output (default op/size/clients)")
 	flag.IntVar(&o.expect, "expect", 0, "expected status (default 200); others count as errors")
+	flag.StringVar(&o.path, "path", "/cache/", "path prefix of the keys (bazel-remote: /ac/)")
+	flag.BoolVar(&o.key64, "key64", false, "send 64-hex-digit keys (the key twice), as bazel-remote's /ac/ wants")
 	flag.Parse()
 	var err error
 	if o.size, err = pattern.ParseSize(size); err != nil {
@@ -176,18 +180,26 @@ func load(o options) error {
 	return nil
 }
 
+// wire is key as sent in the URL.
+func (o options) wire(key string) string {
+	if o.key64 {
+		return key + key
+	}
+	return key
+}
+
 // one sends request i and reads the whole answer.
 func one(ctx context.Context, c *http.Client, o options, i int, buf []byte) result {
 	var req *http.Request
 	var err error
 	if o.op == "put" {
 		key := pattern.Key(o.run, i)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPut, o.url+"/cache/"+key, pattern.New(key, o.size))
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, o.url+o.path+o.wire(key), pattern.New(key, o.size))
 		if err == nil {
 			req.ContentLength = o.size
 		}
 	} else {
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, o.url+"/cache/"+pattern.Key(o.run, i%o.keys), nil)
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, o.url+o.path+o.wire(pattern.Key(o.run, i%o.keys)), nil)
 	}
 	if err != nil {
 		return result{err: err}

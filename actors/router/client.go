@@ -34,7 +34,7 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
 	}
 	if r.Found && r.Body == nil {
-		f, err := c.store.OpenLocated(r.Meta, r.Path)
+		f, err := c.store.OpenBody(r.Meta, r.Path)
 		if err != nil {
 			// Evicted between the lookup and the open: a miss.
 			return &messages.GetResult{}, nil

@@ -109,6 +109,18 @@ func load(o options) error {
 			fmt.Fprintf(os.Stderr, "loadgen: %s: %v (peak covers the whole process life)\n", name, err)
 		}
 	}
+	// CPU the servers spend per request: robust to the machine's load, where
+	// wall-clock rates of consecutive runs drift.
+	cpuTotal := func() time.Duration {
+		var t time.Duration
+		for _, pid := range pids {
+			if c, err := measure.CPUTime(pid); err == nil {
+				t += c
+			}
+		}
+		return t
+	}
+	cpuBefore := cpuTotal()
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: o.clients,
 		DisableCompression:  true,
@@ -144,6 +156,7 @@ func load(o options) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTotal() - cpuBefore
 
 	var lat []time.Duration
 	var bytes int64
@@ -165,9 +178,13 @@ func load(o options) error {
 	if name == "" {
 		name = fmt.Sprintf("%s %s c=%d", o.op, pattern.FormatSize(o.size), o.clients)
 	}
-	fmt.Printf("%-28s ops=%d errors=%d time=%.2fs ops/s=%.1f MB/s=%.1f p50=%s p99=%s max=%s\n",
+	cpuPerOp := ""
+	if len(pids) > 0 && s.N > 0 {
+		cpuPerOp = fmt.Sprintf(" cpu-us/op=%.1f", float64(cpu.Microseconds())/float64(s.N))
+	}
+	fmt.Printf("%-28s ops=%d errors=%d time=%.2fs ops/s=%.1f MB/s=%.1f p50=%s p99=%s max=%s%s\n",
 		name, s.N, errs, elapsed.Seconds(), float64(s.N)/elapsed.Seconds(),
-		float64(bytes)/1e6/elapsed.Seconds(), measure.Ms(s.P50), measure.Ms(s.P99), measure.Ms(s.Max))
+		float64(bytes)/1e6/elapsed.Seconds(), measure.Ms(s.P50), measure.Ms(s.P99), measure.Ms(s.Max), cpuPerOp)
 	if firstErr != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %s: first error: %v\n", name, firstErr)
 	}

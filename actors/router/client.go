@@ -14,7 +14,8 @@ import (
 )
 
 // Cache is the adapters.Cache every adapter uses: each call is one Ask to
-// the router actor. Staging needs no actor: it only creates a temp file.
+// the router actor, except a Get the local store answers (see Get).
+// Staging needs no actor: it only creates a temp file.
 // Every ref is first scoped to the tenant of the request's token
 // (tenant.Scope), so no adapter can address another tenant's entries.
 type Cache struct {
@@ -29,6 +30,16 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
 	ref = tenant.Scope(ctx, ref)
+	// A local hit needs no actor: the store's lookup is safe from any
+	// goroutine (it counts the access under its own lock), and the router
+	// would only answer it as the local tier did. Anything else (a miss, a
+	// broken entry, a store error) goes to the router, which asks the local
+	// tier again and then the upstreams, as before.
+	if meta, path, err := c.store.Locate(ref); err == nil {
+		if f, err := c.store.OpenBody(meta, path); err == nil {
+			return &messages.GetResult{Found: true, Meta: meta, Path: path, Body: f, Tier: local.Name}, nil
+		}
+	}
 	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, &messages.Get{Ref: ref})
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss

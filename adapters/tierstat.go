@@ -16,3 +16,11 @@ type TierStat interface {
 	StatLocal(ctx context.Context, ref messages.Ref) (*messages.StatResult, error)
 	StatUpstream(ctx context.Context, ref messages.Ref) (*messages.StatResult, error)
 }
+
+// BatchStat is what a Cache may offer for existence checks of many refs at
+// once (Bazel's FindMissingBlobs): one call instead of one per ref. Results
+// match refs by index; like Stat, a tier failure is a miss. Adapters
+// type-assert their Cache to it and fall back to Stat per ref.
+type BatchStat interface {
+	StatMany(ctx context.Context, refs []messages.Ref) ([]messages.StatResult, error)
+}

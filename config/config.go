@@ -88,6 +88,10 @@ type CacheConfig struct {
 	// read). Default false on an edge, where an fsync per artifact would
 	// cost builds milliseconds each; the regional templates turn it on.
 	Fsync bool `toml:"fsync"`
+	// HotSize bounds the in-memory hot tier: bodies of blobs up to 64 KiB
+	// kept in memory so the hottest reads touch no file (admission by
+	// access frequency, TinyLFU). 0 disables it. Default 64MB.
+	HotSize ByteSize `toml:"hot_size"`
 	// GitHubActions uses the GitHub Actions cache as a storage tier when an
 	// edge runs inside an Actions job (detected from ACTIONS_RUNTIME_TOKEN
 	// and ACTIONS_RESULTS_URL or ACTIONS_CACHE_URL). Default (unset): on
@@ -455,6 +459,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			DefaultTTL:      Duration(7 * 24 * time.Hour),
 			MaxArtifactSize: 1000 * 1000 * 1000,
 			Fsync:           false,
+			HotSize:         64 * 1000 * 1000,
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second), TenantClaim: "project_id"},
 		BuildTools: BuildToolsConfig{

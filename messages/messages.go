@@ -104,6 +104,25 @@ type StatResult struct {
 	Err   error
 }
 
+// StatMany asks the local tier about many refs in one message and one pass
+// over its in-memory index (Bazel's FindMissingBlobs sends thousands).
+// Reply: *StatManyResult, whose Results match Refs by index.
+type StatMany struct {
+	Refs []Ref
+	// LocalOnly: the caller will not ask the upstreams about the misses.
+	LocalOnly bool
+}
+
+// StatManyResult answers StatMany with the local tier's view. Upstreams
+// says the router has upstreams that may hold the local misses; the caller
+// asks them one ref at a time (Stat with UpstreamOnly), bounded, so the
+// router's mailbox never waits on a network round trip per ref.
+type StatManyResult struct {
+	Results   []StatResult
+	Upstreams bool
+	Err       error
+}
+
 // Delete removes an artifact from the local tier and, when Upstreams is set
 // (the admin API's delete and clear), from every upstream that is neither
 // permanent nor read-only. Reply: *DeleteResult.

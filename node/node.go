@@ -110,6 +110,7 @@ func (n *Node) Start() (err error) {
 		Policy:     c.EvictionPolicy,
 		DefaultTTL: c.DefaultTTL.D(),
 		Fsync:      c.Fsync,
+		HotSize:    int64(c.HotSize),
 		Logger:     n.log,
 		OnEvict:    n.onEvict,
 	})

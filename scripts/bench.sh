@@ -21,6 +21,10 @@
 #   BENCH_GO=0     skip the Go benchmarks;  BENCH_LOAD=0 skip the scenarios;
 #   BENCH_SOLO=0   skip scenario 1;         BENCH_LAYER2=0 skip scenario 2
 #   BENCH_GOCACHE=0 skip scenario 3
+#   BENCH_SIZES    sizes of scenario 1 (default "4KiB 1MiB 64MiB")
+#   BENCH_BAZEL_REMOTE  optional: path to a built bazel-remote binary, added
+#                  to scenario 1's run (its HTTP /ac/ with validation off)
+#   BENCH_HOT_COMPARE=1 adds an edge with the hot tier off to scenario 1
 #   BENCH_FSYNC    cache.fsync of the nodes (default false, the shipped edge default)
 #   BENCH_OUT      also write the summary to this file
 #   FABRIK_MINIO_BIN  MinIO binary (default: the one scripts/install-minio.sh caches)
@@ -60,6 +64,7 @@ $GO build -o bin/fabrik-node ./cmd/fabrik-node
 BIN=$PWD/bin/fabrik-node
 $GO build -o "$WORK/loadgen" ./bench/loadgen
 $GO build -o "$WORK/misspath" ./bench/misspath
+$GO build -o "$WORK/limitserver" ./bench/limitserver
 LOADGEN=$WORK/loadgen
 
 say "fabrik-node bench $(git describe --always --dirty 2>/dev/null || echo dev) on $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), fsync=$FSYNC"
@@ -75,7 +80,7 @@ fi
 [ "${BENCH_LOAD:-1}" = 0 ] && { cat "$SUMMARY" > "${BENCH_OUT:-/dev/null}"; exit 0; }
 
 # --- nodes ------------------------------------------------------------------
-mapfile -t PORTS < <("$LOADGEN" -op ports -n 20)
+mapfile -t PORTS < <("$LOADGEN" -op ports -n 27)
 port() { echo "${PORTS[$1]}"; }
 
 # write_config FILE DIR HTTP_PORT HEALTH_PORT API_PORT FABRIK_PORT [UPSTREAM_TOML]
@@ -135,24 +140,88 @@ wait_metric() {
   exit 1
 }
 
-# --- 1. one edge, Gradle adapter ----------------------------------------------
+# --- 1. one edge, Gradle adapter, against the in-memory limit ----------------
+# Every workload runs against the limit server (bench/limitserver: bodies in
+# a map, stdlib only), the node, and bazel-remote when BENCH_BAZEL_REMOTE
+# names a built binary, one after the other in this run; each node figure is
+# then printed as a ratio to the limit's.
 if [ "${BENCH_SOLO:-1}" != 0 ]; then
-section "Gradle adapter on one edge, 16 clients (loadgen)"
+section "Gradle adapter on one edge vs the in-memory limit, 16 clients (loadgen)"
 write_config "$WORK/solo.toml" "$WORK/solo" "$(port 0)" "$(port 1)" "$(port 2)" "$(port 3)"
 start_node solo edge "$WORK/solo.toml" "$(port 1)"
 SOLO=http://127.0.0.1:$(port 0)
-# size  puts  gets
-for spec in "4KiB 4000 8000" "1MiB 512 1024" "64MiB 32 64"; do
+"$WORK/limitserver" -addr "127.0.0.1:$(port 20)" >"$WORK/limit.log" 2>&1 &
+PIDS+=($!)
+pid_limit=$!
+LIMIT=http://127.0.0.1:$(port 20)
+TARGETS=("limit|$LIMIT|/cache/||limit=$pid_limit" "node|$SOLO|/cache/||edge=$pid_solo")
+if [ -n "${BENCH_BAZEL_REMOTE:-}" ]; then
+  "$BENCH_BAZEL_REMOTE" --dir "$WORK/bazel-remote" --max_size 20 --http_address "127.0.0.1:$(port 21)" \
+    --grpc_address "127.0.0.1:$(port 22)" --disable_http_ac_validation >"$WORK/bazel-remote.log" 2>&1 &
+  PIDS+=($!)
+  pid_br=$!
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$(port 21)/status" >/dev/null 2>&1 && break; sleep 0.1; done
+  TARGETS+=("bazel-remote|http://127.0.0.1:$(port 21)|/ac/|-key64|bazel-remote=$pid_br")
+fi
+# BENCH_HOT_COMPARE=1 adds a second edge with the hot tier off
+# (cache.hot_size = 0) to the same run.
+if [ "${BENCH_HOT_COMPARE:-0}" = 1 ]; then
+  write_config "$WORK/cold.toml" "$WORK/cold" "$(port 23)" "$(port 24)" "$(port 25)" "$(port 26)"
+  FABRIK_CONFIG_CACHE_HOT_SIZE=0 start_node cold edge "$WORK/cold.toml" "$(port 24)"
+  TARGETS+=("node-hot-off|http://127.0.0.1:$(port 23)|/cache/||edge=$pid_cold")
+fi
+for _ in $(seq 1 100); do curl -s -o /dev/null "$LIMIT/" && break; sleep 0.1; done
+# field LINE NAME: the value of NAME=... in a loadgen line.
+field() { grep -o " $2=[0-9.]*" <<<"$1" | head -1 | cut -d= -f2; }
+# ratio OP LINE LIMIT_LINE: one line of ratios to the limit server.
+ratio() {
+  say "$(awk -v op="$1" -v a="$(field "$2" ops/s)" -v b="$(field "$3" ops/s)" -v p="$(field "$2" p99)" -v q="$(field "$3" p99)" \
+    -v c="$(field "$2" cpu-us/op)" -v d="$(field "$3" cpu-us/op)" \
+    'BEGIN { printf "  -> %-22s %.2fx the limit (ops/s), p99 %+.2f ms over it, server CPU/op %.2fx the limit'"'"'s (%s vs %s us)\n", op, (b > 0 ? a / b : 0), p - q, (d > 0 ? c / d : 0), c, d }')"
+}
+# size  puts  gets (BENCH_SIZES picks some, e.g. BENCH_SIZES=4KiB)
+for spec in "4KiB 1000 20000" "1MiB 512 1024" "64MiB 32 64"; do
   read -r size puts gets <<<"$spec"
+  [[ " ${BENCH_SIZES:-4KiB 1MiB 64MiB} " == *" $size "* ]] || continue
   run=$RANDOM$RANDOM
-  "$LOADGEN" -url "$SOLO" -op put -size "$size" -clients 16 -n "$puts" -run "$run" -duration 90s \
-    -pids "edge=$pid_solo" | tee -a "$SUMMARY"
-  "$LOADGEN" -url "$SOLO" -op get -size "$size" -clients 16 -n "$gets" -keys "$puts" -run "$run" -duration 90s \
-    -pids "edge=$pid_solo" | tee -a "$SUMMARY"
+  declare -A line=()
+  for t in "${TARGETS[@]}"; do
+    IFS='|' read -r tname url path extra pids <<<"$t"
+    line[$tname.put]=$("$LOADGEN" -url "$url" -path "$path" $extra -op put -size "$size" -clients 16 -n "$puts" \
+      -run "$run" -duration 90s -pids "$pids" -name "$tname put $size c=16")
+    say "${line[$tname.put]}"
+  done
+  # GETs in interleaved rounds (BENCH_ROUNDS, default 3): the machine's
+  # load drifts, so each target's median round is compared.
+  for r in $(seq 1 "${BENCH_ROUNDS:-3}"); do
+    for t in "${TARGETS[@]}"; do
+      IFS='|' read -r tname url path extra pids <<<"$t"
+      l=$("$LOADGEN" -url "$url" -path "$path" $extra -op get -size "$size" -clients 16 -n "$gets" -keys "$puts" \
+        -run "$run" -duration 90s -pids "$pids" -name "$tname get $size c=16 #$r")
+      say "$l"
+      line[$tname.get]+="$(head -1 <<<"$l")"$'\n'
+    done
+  done
+  for t in "${TARGETS[@]}"; do
+    tname=${t%%|*}
+    # the median round by ops/s
+    line[$tname.get]=$(grep . <<<"${line[$tname.get]}" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ops\/s=/) { split($i, a, "="); print a[2], $0 } }' \
+      | sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }' | cut -d' ' -f2-)
+    [ "$tname" = limit ] || say "  median: ${line[$tname.get]}"
+  done
+  say "  median: ${line[limit.get]}"
+  for t in "${TARGETS[@]:1}"; do
+    tname=${t%%|*}
+    for op in put get; do ratio "$tname $op $size" "${line[$tname.$op]}" "${line[limit.$op]}"; done
+  done
+  unset line
 done
 "$LOADGEN" -url "$SOLO" -op get -size 4KiB -clients 16 -n 8000 -run 999 -expect 404 -name "get miss 4KiB c=16" \
   -pids "edge=$pid_solo" | tee -a "$SUMMARY"
 kill "$pid_solo"; wait "$pid_solo" 2>/dev/null || true
+kill "$pid_limit"; wait "$pid_limit" 2>/dev/null || true
+[ -n "${pid_br:-}" ] && { kill "$pid_br"; wait "$pid_br" 2>/dev/null || true; }
+[ -n "${pid_cold:-}" ] && { kill "$pid_cold"; wait "$pid_cold" 2>/dev/null || true; }
 fi
 
 # --- 2. layer 2: edge -> regional -> MinIO -----------------------------------

@@ -37,8 +37,15 @@ func BenchmarkCommit4KiB(b *testing.B) {
 	}
 }
 
+// BenchmarkOpen4KiB reads 1,000 blobs of 4 KiB through Open, from their
+// files (hot tier off) and from the hot tier: both in one run.
 func BenchmarkOpen4KiB(b *testing.B) {
-	s := openStore(b, Options{})
+	b.Run("files", func(b *testing.B) { benchOpen4KiB(b, Options{}) })
+	b.Run("hot", func(b *testing.B) { benchOpen4KiB(b, Options{HotSize: 64 << 20}) })
+}
+
+func benchOpen4KiB(b *testing.B, opts Options) {
+	s := openStore(b, opts)
 	const n = 1000
 	for i := range n {
 		body := content(i, 4096)

@@ -75,6 +75,7 @@ func (s *Store) removeBlobs(hashes []hashKey, reason string) (int, int64, []Evic
 	for _, h := range hashes {
 		s.mu.Lock()
 		e, ok := s.idx.remove(h)
+		s.hotDrop(h)
 		s.mu.Unlock()
 		if !ok {
 			// Not in memory: may still have index leftovers (a dangling key).

@@ -25,7 +25,7 @@ func (s *Store) Open(ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 	if err != nil {
 		return messages.Meta{}, nil, err
 	}
-	f, err := s.OpenLocated(meta, path)
+	f, err := s.OpenBody(meta, path)
 	if err != nil {
 		return messages.Meta{}, nil, err
 	}

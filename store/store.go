@@ -73,6 +73,12 @@ type Options struct {
 	AccessFlushInterval time.Duration
 	// Now is the clock; nil means time.Now. Tests use it for TTL.
 	Now func() time.Time
+	// HotSize bounds the bytes of the in-memory hot tier of small blob
+	// bodies (hot.go); 0 disables it.
+	HotSize int64
+	// HotMaxObject is the largest blob the hot tier keeps (default
+	// DefaultHotMaxObject, 64 KiB).
+	HotMaxObject int64
 }
 
 // EvictEvent describes one blob leaving the store.
@@ -109,6 +115,7 @@ type Store struct {
 	// never across I/O, so readers on many goroutines barely contend.
 	mu      sync.Mutex
 	idx     *memIndex
+	hot     *hotTier // bodies of small blobs; entries change under mu
 	maxSize int64
 	policy  string
 
@@ -174,6 +181,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: rebuild index: %w", err)
 	}
 	s.emit(events)
+	if s.hot, err = newHotTier(opts.HotSize, opts.HotMaxObject); err != nil {
+		db.Close()
+		return nil, err
+	}
 	go s.flusher()
 	go s.verifyDisk(loaded)
 	return s, nil
@@ -243,6 +254,7 @@ func (s *Store) Close() error {
 		<-s.done
 		<-s.verified
 		s.flushAccess()
+		s.hotClose()
 		if cerr := s.db.Close(); cerr != nil {
 			err = fmt.Errorf("store: close index: %w", cerr)
 		}

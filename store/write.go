@@ -334,6 +334,7 @@ func (s *Store) Clear() error {
 	defer s.wmu.Unlock()
 	s.mu.Lock()
 	s.idx = newMemIndex()
+	s.hotClear()
 	s.mu.Unlock()
 	s.shards = shardSet{}
 	// Files first: a crash mid-Clear leaves index entries without files,

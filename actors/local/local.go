@@ -125,6 +125,13 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Stat:
 		meta, err := a.store.Stat(m.Ref)
 		ctx.Respond(statResult(meta, err))
+	case *messages.StatMany:
+		res := &messages.StatManyResult{Results: make([]messages.StatResult, len(m.Refs))}
+		for i, ref := range m.Refs {
+			meta, err := a.store.Stat(ref)
+			res.Results[i] = *statResult(meta, err)
+		}
+		ctx.Respond(res)
 	case *Put:
 		res := a.put(m)
 		if ctx.Sender() != nil {
@@ -186,6 +193,8 @@ func failureFor(msg any, err error) any {
 		return &messages.GetResult{Tier: Name, Err: err}
 	case *messages.Stat:
 		return &messages.StatResult{Tier: Name, Err: err}
+	case *messages.StatMany:
+		return &messages.StatManyResult{Err: err}
 	case *Put:
 		return &PutResult{Err: err}
 	case *messages.Delete:

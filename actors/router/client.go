@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/local"
@@ -13,7 +14,8 @@ import (
 )
 
 // Cache is the adapters.Cache every adapter uses: each call is one Ask to
-// the router actor. Staging needs no actor: it only creates a temp file.
+// the router actor, except a Get the local store answers (see Get).
+// Staging needs no actor: it only creates a temp file.
 // Every ref is first scoped to the tenant of the request's token
 // (tenant.Scope), so no adapter can address another tenant's entries.
 type Cache struct {
@@ -28,12 +30,22 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
 	ref = tenant.Scope(ctx, ref)
+	// A local hit needs no actor: the store's lookup is safe from any
+	// goroutine (it counts the access under its own lock), and the router
+	// would only answer it as the local tier did. Anything else (a miss, a
+	// broken entry, a store error) goes to the router, which asks the local
+	// tier again and then the upstreams, as before.
+	if meta, path, err := c.store.Locate(ref); err == nil {
+		if f, err := c.store.OpenBody(meta, path); err == nil {
+			return &messages.GetResult{Found: true, Meta: meta, Path: path, Body: f, Tier: local.Name}, nil
+		}
+	}
 	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, &messages.Get{Ref: ref})
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
 	}
 	if r.Found && r.Body == nil {
-		f, err := c.store.OpenLocated(r.Meta, r.Path)
+		f, err := c.store.OpenBody(r.Meta, r.Path)
 		if err != nil {
 			// Evicted between the lookup and the open: a miss.
 			return &messages.GetResult{}, nil
@@ -64,6 +76,52 @@ func (c *Cache) stat(ctx context.Context, m *messages.Stat) (*messages.StatResul
 		return &messages.StatResult{}, nil
 	}
 	return r, nil
+}
+
+// upstreamStatConcurrency bounds the upstream checks of one StatMany's
+// local misses: enough to hide an upstream round trip, few enough that one
+// call of thousands of refs cannot flood the router.
+const upstreamStatConcurrency = 16
+
+// StatMany checks many refs (adapters.BatchStat): one message and one pass
+// over the local index for all of them, then the local misses are asked of
+// the upstreams, at most upstreamStatConcurrency at a time. Every ref is
+// scoped to the request's tenant like every other call.
+func (c *Cache) StatMany(ctx context.Context, refs []messages.Ref) ([]messages.StatResult, error) {
+	scoped := make([]messages.Ref, len(refs))
+	for i, ref := range refs {
+		scoped[i] = tenant.Scope(ctx, ref)
+	}
+	r, err := actors.AskFor[*messages.StatManyResult](ctx, c.router, &messages.StatMany{Refs: scoped})
+	if err != nil || len(r.Results) != len(refs) {
+		// A cache that cannot answer is a miss; the upstreams may still know.
+		r = &messages.StatManyResult{Results: make([]messages.StatResult, len(refs)), Upstreams: true}
+	}
+	if !r.Upstreams {
+		return r.Results, nil
+	}
+	var misses []int
+	for i := range r.Results {
+		if !r.Results[i].Found {
+			misses = append(misses, i)
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, upstreamStatConcurrency)
+	for _, i := range misses {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// scoped already: stat must not scope twice.
+			res, err := actors.AskFor[*messages.StatResult](ctx, c.router, &messages.Stat{Ref: scoped[i], UpstreamOnly: true})
+			if err == nil && res.Found {
+				r.Results[i] = *res
+			}
+		}()
+	}
+	wg.Wait()
+	return r.Results, ctx.Err()
 }
 
 func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
@@ -118,7 +176,8 @@ func (c *Cache) List(ctx context.Context, namespace, prefix, after string, fn fu
 }
 
 var (
-	_ adapters.Cache    = (*Cache)(nil)
-	_ adapters.Lister   = (*Cache)(nil)
-	_ adapters.TierStat = (*Cache)(nil)
+	_ adapters.Cache     = (*Cache)(nil)
+	_ adapters.Lister    = (*Cache)(nil)
+	_ adapters.TierStat  = (*Cache)(nil)
+	_ adapters.BatchStat = (*Cache)(nil)
 )

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/internal/cachetest"
+
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"google.golang.org/genproto/googleapis/bytestream"
 )
@@ -22,28 +25,49 @@ import (
 
 const bigBlob = 64 << 20
 
-func BenchmarkFindMissingBlobs1000(b *testing.B) {
-	e := newEnv(b, Options{})
-	ds := make([]*repb.Digest, 1000)
-	var present [][]byte
-	for i := range ds {
-		blob := []byte(fmt.Sprintf("blob %d", i))
-		ds[i] = digestOf(blob)
-		if i%2 == 0 {
-			present = append(present, blob)
+// perRef hides the cache's adapters.BatchStat, so FindMissingBlobs takes
+// the path of one Stat per digest: the benchmarks compare both in one run.
+type perRef struct{ adapters.Cache }
+
+// BenchmarkFindMissingBlobs: half the digests present, 8 concurrent callers
+// (as the load scenario), batched (one StatMany) and per digest (one Stat
+// each, 16 at a time).
+func BenchmarkFindMissingBlobs(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		for _, path := range []string{"batched", "per-digest"} {
+			b.Run(fmt.Sprintf("%d/%s", n, path), func(b *testing.B) {
+				cache := cachetest.New(b)
+				if path == "per-digest" {
+					cache = perRef{cache}
+				}
+				e := newEnvWith(b, cache, Options{})
+				ds := make([]*repb.Digest, n)
+				var present [][]byte
+				for i := range ds {
+					blob := []byte(fmt.Sprintf("blob %d", i))
+					ds[i] = digestOf(blob)
+					if i%2 == 0 {
+						present = append(present, blob)
+					}
+				}
+				e.put(b, present...)
+				req := &repb.FindMissingBlobsRequest{BlobDigests: ds}
+				b.ReportAllocs()
+				b.SetParallelism(4) // 8 callers on 2 cores
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						resp, err := e.cas.FindMissingBlobs(context.Background(), req)
+						if err != nil || len(resp.MissingBlobDigests) != n/2 {
+							b.Errorf("%d missing, %v", len(resp.GetMissingBlobDigests()), err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+			})
 		}
 	}
-	e.put(b, present...)
-	req := &repb.FindMissingBlobsRequest{BlobDigests: ds}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		resp, err := e.cas.FindMissingBlobs(context.Background(), req)
-		if err != nil || len(resp.MissingBlobDigests) != 500 {
-			b.Fatalf("%d missing, %v", len(resp.GetMissingBlobDigests()), err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
 
 func BenchmarkBatchReadBlobs100x4KiB(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
 	"github.com/tuist/fabrik-node/tier"
@@ -62,9 +63,13 @@ func (s *Server) exists(ctx context.Context, d digest) (bool, error) {
 	return res.Found && res.Meta.Size == d.size, nil
 }
 
-// missing returns the digests among ds that the CAS does not hold, checking
-// them concurrently.
+// missing returns the digests among ds that the CAS does not hold: in one
+// batch when the cache offers it (one message and one pass over the local
+// index), else one Stat per digest, concurrently.
 func (s *Server) missing(ctx context.Context, ds []digest) ([]digest, error) {
+	if bs, ok := s.cache.(adapters.BatchStat); ok {
+		return missingBatch(ctx, bs, ds)
+	}
 	found := make([]bool, len(ds))
 	errs := make([]error, len(ds))
 	forEach(len(ds), statConcurrency, func(i int) {
@@ -78,6 +83,35 @@ func (s *Server) missing(ctx context.Context, ds []digest) ([]digest, error) {
 		if !found[i] {
 			out = append(out, d)
 		}
+	}
+	return out, nil
+}
+
+// missingBatch is missing over adapters.BatchStat.
+func missingBatch(ctx context.Context, bs adapters.BatchStat, ds []digest) ([]digest, error) {
+	refs := make([]messages.Ref, 0, len(ds))
+	for _, d := range ds {
+		if !d.isEmpty() {
+			refs = append(refs, d.casRef())
+		}
+	}
+	res, err := bs.StatMany(ctx, refs)
+	if err != nil {
+		return nil, fmt.Errorf("stat %d blobs: %w", len(refs), err)
+	}
+	if len(res) != len(refs) {
+		return nil, fmt.Errorf("stat %d blobs: %d answers", len(refs), len(res))
+	}
+	var out []digest
+	j := 0
+	for _, d := range ds {
+		if d.isEmpty() {
+			continue
+		}
+		if r := res[j]; !r.Found || r.Meta.Size != d.size {
+			out = append(out, d)
+		}
+		j++
 	}
 	return out, nil
 }

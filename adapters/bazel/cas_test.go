@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tuist/fabrik-node/adapters"
+	"github.com/tuist/fabrik-node/internal/cachetest"
+
 	repb "github.com/bazelbuild/remote-apis/build/bazel/remote/execution/v2"
 	"github.com/klauspost/compress/zstd"
 	"google.golang.org/grpc/codes"
@@ -17,8 +20,21 @@ import (
 
 var emptyDigest = &repb.Digest{Hash: emptyHash, SizeBytes: 0}
 
+// Both paths answer alike: one StatMany (router.Cache) and one Stat per
+// digest (a Cache without adapters.BatchStat).
 func TestFindMissingBlobs(t *testing.T) {
-	e := newEnv(t, Options{})
+	t.Run("batched", func(t *testing.T) {
+		c := cachetest.New(t)
+		if _, ok := c.(adapters.BatchStat); !ok {
+			t.Fatal("the node's cache does not offer adapters.BatchStat")
+		}
+		testFindMissingBlobs(t, c)
+	})
+	t.Run("per-digest", func(t *testing.T) { testFindMissingBlobs(t, perRef{cachetest.New(t)}) })
+}
+
+func testFindMissingBlobs(t *testing.T, cache adapters.Cache) {
+	e := newEnvWith(t, cache, Options{})
 	ctx := context.Background()
 	have := e.put(t, []byte("one"), []byte("two"))
 	absent := digestOf([]byte("three"))

@@ -41,6 +41,8 @@ type options struct {
 	pids     string
 	name     string
 	expect   int
+	path     string
+	key64    bool
 }
 
 func main() {
@@ -57,6 +59,8 @@ func main() {
 	flag.StringVar(&o.pids, "pids", "", "name=pid,... whose peak RSS (VmHWM) is reset before and read after the run")
 	flag.StringVar(&o.name, "name", "", "scenario name in the output (default op/size/clients)")
 	flag.IntVar(&o.expect, "expect", 0, "expected status (default 200); others count as errors")
+	flag.StringVar(&o.path, "path", "/cache/", "path prefix of the keys (bazel-remote: /ac/)")
+	flag.BoolVar(&o.key64, "key64", false, "send 64-hex-digit keys (the key twice), as bazel-remote's /ac/ wants")
 	flag.Parse()
 	var err error
 	if o.size, err = pattern.ParseSize(size); err != nil {
@@ -105,6 +109,18 @@ func load(o options) error {
 			fmt.Fprintf(os.Stderr, "loadgen: %s: %v (peak covers the whole process life)\n", name, err)
 		}
 	}
+	// CPU the servers spend per request: robust to the machine's load, where
+	// wall-clock rates of consecutive runs drift.
+	cpuTotal := func() time.Duration {
+		var t time.Duration
+		for _, pid := range pids {
+			if c, err := measure.CPUTime(pid); err == nil {
+				t += c
+			}
+		}
+		return t
+	}
+	cpuBefore := cpuTotal()
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: o.clients,
 		DisableCompression:  true,
@@ -140,6 +156,7 @@ func load(o options) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTotal() - cpuBefore
 
 	var lat []time.Duration
 	var bytes int64
@@ -161,9 +178,13 @@ func load(o options) error {
 	if name == "" {
 		name = fmt.Sprintf("%s %s c=%d", o.op, pattern.FormatSize(o.size), o.clients)
 	}
-	fmt.Printf("%-28s ops=%d errors=%d time=%.2fs ops/s=%.1f MB/s=%.1f p50=%s p99=%s max=%s\n",
+	cpuPerOp := ""
+	if len(pids) > 0 && s.N > 0 {
+		cpuPerOp = fmt.Sprintf(" cpu-us/op=%.1f", float64(cpu.Microseconds())/float64(s.N))
+	}
+	fmt.Printf("%-28s ops=%d errors=%d time=%.2fs ops/s=%.1f MB/s=%.1f p50=%s p99=%s max=%s%s\n",
 		name, s.N, errs, elapsed.Seconds(), float64(s.N)/elapsed.Seconds(),
-		float64(bytes)/1e6/elapsed.Seconds(), measure.Ms(s.P50), measure.Ms(s.P99), measure.Ms(s.Max))
+		float64(bytes)/1e6/elapsed.Seconds(), measure.Ms(s.P50), measure.Ms(s.P99), measure.Ms(s.Max), cpuPerOp)
 	if firstErr != nil {
 		fmt.Fprintf(os.Stderr, "loadgen: %s: first error: %v\n", name, firstErr)
 	}
@@ -176,18 +197,26 @@ func load(o options) error {
 	return nil
 }
 
+// wire is key as sent in the URL.
+func (o options) wire(key string) string {
+	if o.key64 {
+		return key + key
+	}
+	return key
+}
+
 // one sends request i and reads the whole answer.
 func one(ctx context.Context, c *http.Client, o options, i int, buf []byte) result {
 	var req *http.Request
 	var err error
 	if o.op == "put" {
 		key := pattern.Key(o.run, i)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPut, o.url+"/cache/"+key, pattern.New(key, o.size))
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, o.url+o.path+o.wire(key), pattern.New(key, o.size))
 		if err == nil {
 			req.ContentLength = o.size
 		}
 	} else {
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, o.url+"/cache/"+pattern.Key(o.run, i%o.keys), nil)
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, o.url+o.path+o.wire(pattern.Key(o.run, i%o.keys)), nil)
 	}
 	if err != nil {
 		return result{err: err}

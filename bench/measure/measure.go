@@ -105,3 +105,31 @@ func Pids(s string) (map[string]int, []string, error) {
 
 // MiB formats bytes as mebibytes.
 func MiB(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB" }
+
+// CPUTime is the user + system CPU time process pid has used so far
+// (/proc/<pid>/stat, in clock ticks of 10 ms). Unlike wall times it hardly
+// depends on how loaded the machine is, so runs of one scenario against
+// different servers compare by CPU per request even when the load drifts.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: fields after its ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	// utime and stime are fields 14 and 15, here 11 and 12 (0-based from state).
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return time.Duration(u+st) * 10 * time.Millisecond, nil
+}

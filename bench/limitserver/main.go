@@ -1,0 +1,85 @@
+// Command limitserver is the in-memory limit of `make bench`: a plain
+// net/http server that keeps every body in a map, with no hashing, no index
+// and no disk. Whatever the node does on top of receiving and sending bytes
+// is the gap between its figures and this server's, measured in the same
+// run on the same cores, so the bench prints every figure as a ratio to it.
+//
+// It answers the Gradle adapter's shapes that loadgen sends: PUT, GET and
+// HEAD on any path (loadgen uses /cache/{key}), and POST /missing with one
+// key per line, answering the keys it does not hold (a FindMissingBlobs
+// with one pass over the map).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+type server struct {
+	mu    sync.RWMutex
+	blobs map[string][]byte
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/missing":
+		s.missing(w, r)
+	case r.Method == http.MethodPut:
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.blobs[r.URL.Path] = body
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		s.mu.RLock()
+		body, ok := s.blobs[r.URL.Path]
+		s.mu.RUnlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(body)
+		}
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// missing answers the lines of the request body that name no stored path.
+func (s *server) missing(w http.ResponseWriter, r *http.Request) {
+	var out bytes.Buffer
+	sc := bufio.NewScanner(r.Body)
+	s.mu.RLock()
+	for sc.Scan() {
+		if _, ok := s.blobs[sc.Text()]; !ok {
+			out.Write(sc.Bytes())
+			out.WriteByte('\n')
+		}
+	}
+	s.mu.RUnlock()
+	_, _ = w.Write(out.Bytes())
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	flag.Parse()
+	s := &server{blobs: map[string][]byte{}}
+	srv := &http.Server{Addr: *addr, Handler: s}
+	fmt.Printf("[limitserver] listening on %s\n", *addr)
+	log.Fatal(srv.ListenAndServe())
+}

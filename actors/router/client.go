@@ -27,8 +27,11 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 }
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
-	ref = tenant.Scope(ctx, ref)
-	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, &messages.Get{Ref: ref})
+	return c.get(ctx, &messages.Get{Ref: tenant.Scope(ctx, ref)})
+}
+
+func (c *Cache) get(ctx context.Context, m *messages.Get) (*messages.GetResult, error) {
+	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, m)
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
 	}
@@ -41,6 +44,13 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 		r.Body = f
 	}
 	return r, nil
+}
+
+// GetLocal reads the local tier only, the ref taken as it stands (no
+// tenant scoping: its caller, the P2P server, receives refs a peer's router
+// already scoped). A peer must never cause an upstream read here.
+func (c *Cache) GetLocal(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
+	return c.get(ctx, &messages.Get{Ref: ref, LocalOnly: true})
 }
 
 func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {

@@ -54,8 +54,8 @@ type Options struct {
 	Uploads actors.Ref
 	// Peers is the P2P tier (tier/p2p.Set in a remote actor), raced against
 	// the first upstream on a local miss; unset without P2P.
-	Peers *Tier
-	Logger  *slog.Logger
+	Peers  *Tier
+	Logger *slog.Logger
 }
 
 // localTimeout bounds a local tier answer; the local tier answers in

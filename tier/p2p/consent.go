@@ -141,17 +141,21 @@ func (c *Consent) Introduce(machineID, user, host string) {
 // the peer said in Hello (may be empty).
 func (c *Consent) Check(machineID, user, host string) string {
 	mode := NormalizeMode(c.Mode)
-	switch mode {
-	case ModeDisabled:
+	if mode == ModeDisabled {
 		return c.count(Denied)
-	case ModeAutoApprove:
-		return c.count(Approved)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.load()
 	now := time.Now()
 	d := c.decisions[machineID]
+	// An explicit `p2p deny` wins over every mode, auto-approve included.
+	if d != nil && d.Decision == Denied {
+		return c.count(Denied)
+	}
+	if mode == ModeAutoApprove {
+		return c.count(Approved)
+	}
 	if d != nil && d.Decision == Pending && c.Timeout > 0 && now.Sub(d.At) > c.Timeout {
 		delete(c.decisions, machineID) // unanswered: ask again
 		d = nil

@@ -109,7 +109,6 @@ type body struct {
 	n      int64
 	buf    []byte
 	err    error
-	onRead func(int)
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -135,9 +134,6 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	n := copy(p, b.buf)
 	b.buf = b.buf[n:]
-	if b.onRead != nil {
-		b.onRead(n)
-	}
 	return n, nil
 }
 

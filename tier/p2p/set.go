@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -167,6 +168,22 @@ func (s *Set) live() []*Peer {
 	return out
 }
 
+// verifyFirst is the size up to which a peer's body is read and verified
+// before it counts as a hit: a peer that dies or lies mid-stream is then a
+// miss (the race goes on with the others and the upstream) instead of a
+// failed read. Larger bodies stream, verified at their end like an
+// upstream's.
+const verifyFirst = 1 << 20
+
+func readVerified(b io.ReadCloser) (io.ReadCloser, error) {
+	defer b.Close()
+	data, err := io.ReadAll(b)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
 type opened struct {
 	meta messages.Meta
 	body io.ReadCloser
@@ -185,6 +202,9 @@ func (s *Set) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Read
 	for _, p := range peers {
 		go func() {
 			m, b, err := p.Get(ctx, ref)
+			if err == nil && m.Size <= verifyFirst {
+				b, err = readVerified(b)
+			}
 			results <- opened{m, b, err}
 		}()
 	}
@@ -206,9 +226,7 @@ func (s *Set) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Read
 		if s.Stats.OnLatency != nil {
 			s.Stats.OnLatency(time.Since(start))
 		}
-		if b, ok := r.body.(*body); ok {
-			b.onRead = func(n int) { s.Stats.bytesIn.Add(uint64(n)) }
-		}
+		s.Stats.bytesIn.Add(uint64(r.meta.Size))
 		return r.meta, &cancelOnClose{ReadCloser: r.body, cancel: cancel}, nil
 	}
 	cancel()

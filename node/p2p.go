@@ -191,6 +191,7 @@ func (n *Node) registerP2PAPI(mux *http.ServeMux, guard adapters.Guard) {
 		return
 	}
 	p := n.p2p
+	n.opsOf().api.P2P = func() any { return p.figures() }
 	writeJSON := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)
@@ -225,4 +226,19 @@ func (n *Node) registerP2PAPI(mux *http.ServeMux, guard adapters.Guard) {
 		}
 		writeJSON(w, map[string]any{"cleared": true})
 	})))
+}
+
+// p2pFigures are the P2P part of /api/v1/stats.
+type p2pFigures struct {
+	p2p.Snapshot
+	Peers     int            `json:"peers"`
+	Decisions map[string]int `json:"consent_decisions"`
+}
+
+func (p *p2pParts) figures() p2pFigures {
+	f := p2pFigures{Snapshot: p.stats.Snapshot(), Peers: len(p.set.Peers()), Decisions: map[string]int{}}
+	for _, d := range p.consent.List() {
+		f.Decisions[d.Decision]++
+	}
+	return f
 }

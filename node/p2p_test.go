@@ -1,7 +1,10 @@
 package node
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +38,30 @@ func TestP2PHitFromPeer(t *testing.T) {
 	}
 	if s := b.p2p.stats.Snapshot(); s.Hits != 1 || s.BytesIn != 4096 {
 		t.Fatalf("B's p2p stats %+v, want 1 hit of 4096 bytes", s)
+	}
+	resp, err := http.Get("http://" + b.Addr("api") + "/api/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		P2P struct {
+			Hits  uint64 `json:"hits"`
+			Peers int    `json:"peers"`
+		} `json:"p2p"`
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if st.P2P.Hits != 1 || st.P2P.Peers != 1 {
+		t.Fatalf("/api/v1/stats p2p = %+v, want 1 hit and 1 peer", st.P2P)
+	}
+	resp, err = http.Get("http://" + b.Addr("api") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(prom), "fabrik_p2p_hits_total 1") || !strings.Contains(string(prom), "fabrik_p2p_hit_seconds_bucket") {
+		t.Fatalf("/metrics lacks the p2p figures:\n%s", prom)
 	}
 	// Written back locally: A's copy is no longer needed.
 	eventually(t, "write-back of the peer hit", func() bool {

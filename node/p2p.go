@@ -22,6 +22,7 @@ import (
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/config"
 	p2pv1 "github.com/tuist/fabrik-node/proto/fabrik/p2p/v1"
+	"github.com/tuist/fabrik-node/tier/fabrik"
 	"github.com/tuist/fabrik-node/tier/p2p"
 )
 
@@ -105,7 +106,8 @@ func (n *Node) startP2PServing(grace time.Duration) error {
 	}
 	c := n.cfg.P2P
 	addr := p2pBind(c)
-	srv := grpc.NewServer(grpc.MaxConcurrentStreams(maxStreamsPerConn))
+	srv := grpc.NewServer(grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.InitialWindowSize(fabrik.StreamWindow), grpc.InitialConnWindowSize(fabrik.ConnWindow))
 	p2pv1.RegisterPeerServer(srv, &p2p.Server{Local: n.cache, Verifier: p2p.NewVerifier([]byte(c.Secret), nil),
 		Consent: n.p2p.consent, MachineID: n.p2p.machineID, User: currentUser(), Version: Version, Stats: n.p2p.stats, Logger: n.log})
 	if err := n.serve(p2pListener, addr, listener.GRPC{Server: srv}, grace); err != nil {

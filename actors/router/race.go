@@ -67,3 +67,33 @@ func (a *Actor) race(ctx actor.Context, m *messages.Get, start time.Time) {
 		})
 	}
 }
+
+// raceStat is race for existence checks (Bazel's FindMissingBlobs, HEADs):
+// a blob a peer holds is not missing, since the read that follows will
+// race the same peers.
+func (a *Actor) raceStat(ctx actor.Context, m *messages.Stat) {
+	entrants := []Tier{*a.opts.Peers}
+	if len(a.opts.Upstreams) > 0 {
+		entrants = append(entrants, a.opts.Upstreams[0])
+	}
+	done, left := false, len(entrants)
+	for _, e := range entrants {
+		fut := ctx.RequestFuture(e.Ref.PID(), &messages.Stat{Ref: m.Ref}, e.Timeout)
+		ctx.ReenterAfter(fut, func(res any, err error) {
+			left--
+			r, err := actors.Reply[*messages.StatResult](res, err)
+			if done {
+				return
+			}
+			if err == nil && r.Found {
+				done = true
+				ctx.Respond(r)
+				return
+			}
+			if left == 0 {
+				done = true
+				a.stat(ctx, m, 1)
+			}
+		})
+	}
+}

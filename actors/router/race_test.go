@@ -133,6 +133,22 @@ func TestRaceBothMiss(t *testing.T) {
 	}
 }
 
+// A ref only a peer holds exists; one nobody holds does not.
+func TestRaceStat(t *testing.T) {
+	e := newRaceEnv(t)
+	r := ref("k4")
+	e.peers.Seed(r, body(t, 10))
+	if st, _ := e.cache.Stat(context.Background(), r); !st.Found || st.Tier != "p2p" {
+		t.Fatalf("stat of a peer's artifact: %+v, want found on p2p", st)
+	}
+	if st, _ := e.cache.Stat(context.Background(), ref("none")); st.Found {
+		t.Fatal("stat found what nobody holds")
+	}
+	if st, _ := e.cache.StatLocal(context.Background(), r); st.Found {
+		t.Fatal("a local-only stat reached the peers")
+	}
+}
+
 // A LocalOnly read (what a peer's request becomes) never reaches a tier.
 func TestLocalOnlyReachesNoTier(t *testing.T) {
 	e := newRaceEnv(t)

@@ -154,6 +154,10 @@ func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
 	ctx.ReenterAfter(fut, func(res any, err error) {
 		r, err := actors.Reply[*messages.StatResult](res, err)
 		if err != nil || !r.Found {
+			if i < 0 && a.opts.Peers != nil && !m.LocalOnly {
+				a.raceStat(ctx, m)
+				return
+			}
 			a.stat(ctx, m, i+1)
 			return
 		}

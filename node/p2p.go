@@ -194,6 +194,13 @@ func (n *Node) registerP2PAPI(mux *http.ServeMux, guard adapters.Guard) {
 	}
 	p := n.p2p
 	n.opsOf().api.P2P = func() any { return p.figures() }
+	n.opsOf().api.P2PPeers = func() []string {
+		peers := []string{}
+		for _, pi := range p.set.Peers() {
+			peers = append(peers, pi.Addr)
+		}
+		return peers
+	}
 	writeJSON := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)

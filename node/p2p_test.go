@@ -54,6 +54,20 @@ func TestP2PHitFromPeer(t *testing.T) {
 	if st.P2P.Hits != 1 || st.P2P.Peers != 1 {
 		t.Fatalf("/api/v1/stats p2p = %+v, want 1 hit and 1 peer", st.P2P)
 	}
+	resp, err = http.Get("http://" + b.Addr("api") + "/api/v1/stats/detail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var detail struct {
+		P2P *struct {
+			Peers []string `json:"peers"`
+		} `json:"p2p"`
+	}
+	json.NewDecoder(resp.Body).Decode(&detail)
+	resp.Body.Close()
+	if detail.P2P == nil || len(detail.P2P.Peers) != 1 || detail.P2P.Peers[0] != a.Addr(p2pListener) {
+		t.Fatalf("/api/v1/stats/detail p2p = %+v, want A", detail.P2P)
+	}
 	resp, err = http.Get("http://" + b.Addr("api") + "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -67,6 +67,9 @@ type Meta struct {
 // Get asks for an artifact. Reply: *GetResult.
 type Get struct {
 	Ref Ref
+	// LocalOnly limits the read to the local tier: what a P2P peer may
+	// reach (it must never cause an upstream read on this machine).
+	LocalOnly bool
 }
 
 // GetResult answers Get. When Found, the bytes are either Body (a stream the

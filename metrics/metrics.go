@@ -228,6 +228,9 @@ func (s *Set) TierLatency(tierName string, start time.Time) {
 // (upload queue, auth failures), created on first use.
 func (s *Set) Counter(name string) *vm.Counter { return s.set.GetOrCreateCounter(name) }
 
+// Histogram returns (creating) a histogram named name.
+func (s *Set) Histogram(name string) *vm.Histogram { return s.set.GetOrCreateHistogram(name) }
+
 // Gauge registers a callback gauge, once per name.
 func (s *Set) Gauge(name string, f func() float64) { s.set.GetOrCreateGauge(name, f) }
 

@@ -12,7 +12,17 @@ import (
 // open cache anyone on the network could read and poison. The health
 // listener is exempt: it serves no cache data, is public by design, and a
 // load balancer must reach it.
+//
+// The p2p listener is exempt when a p2p secret is set: it must be reachable
+// on the LAN by design, its peers carry no JWT (teammates' edges share a
+// team secret, not a token), and every request is authenticated by HMAC
+// with that secret instead (tier/p2p: window, replay), then by consent; it
+// only answers reads of the local tier. It is gRPC, so the browser Host
+// policy of serveHTTP never wraps it either.
 func (n *Node) checkExposure(name, addr string) error {
+	if name == p2pListener && n.cfg.P2P.Secret != "" {
+		return nil
+	}
 	if name == "health" || n.authn.Enabled() || isLoopback(addr) {
 		return nil
 	}

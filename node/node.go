@@ -53,6 +53,7 @@ type Node struct {
 	sys     *actors.System
 	store   *store.Store
 	metrics *metrics.Set
+	p2p     *p2pParts
 	cache   *router.Cache
 	local   actors.Ref
 	router  actors.Ref
@@ -135,7 +136,12 @@ func (n *Node) Start() (err error) {
 	for _, t := range ups.tiers {
 		n.ops.upstreamNames = append(n.ops.upstreamNames, t.Name)
 	}
+	peers, err := n.startP2PTier()
+	if err != nil {
+		return fmt.Errorf("p2p: %w", err)
+	}
 	n.router, err = n.sys.Spawn("router", router.New(router.Options{
+		Peers:     peers,
 		Local:     n.local,
 		Stager:    n.store.Stager(),
 		Upstreams: ups.tiers,
@@ -189,9 +195,11 @@ func (n *Node) startListeners() error {
 		}
 	}
 	if n.opts.Role == config.RoleEdge {
-		return n.startEdgeAdapters(grace)
+		if err := n.startEdgeAdapters(grace); err != nil {
+			return err
+		}
 	}
-	return nil
+	return n.startP2PServing(grace)
 }
 
 func apiBind(o config.ObservabilityConfig) string {
@@ -319,9 +327,6 @@ func (n *Node) Apply(cfg config.Config) error {
 // accepts in its config but does not run yet, rather than ignoring them
 // silently.
 func (n *Node) warnUnimplemented() {
-	if n.cfg.P2P.Enabled {
-		n.log.Warn("p2p is not available in this version; ignored")
-	}
 	if n.cfg.Observability.TracingEnabled {
 		n.log.Warn("tracing is not available in this version; ignored")
 	}

@@ -73,6 +73,7 @@ func (n *Node) registerAPI(mux *http.ServeMux, guard adapters.Guard) {
 		o.api.Admin = nodeAdmin{n}
 	}
 	n.startDashboard(mux, o)
+	n.registerP2PAPI(mux, guard)
 	o.api.Routes(mux)
 	n.startEvents(o)
 }

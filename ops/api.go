@@ -37,6 +37,10 @@ type API struct {
 	Upstreams []string
 	// MaxSize is the local tier's size bound (nil: 0, unknown).
 	MaxSize func() int64
+	// P2P reports the P2P figures for /api/v1/stats (nil: P2P off).
+	P2P func() any
+	// P2PPeers lists the known peers for /api/v1/stats/detail (nil: P2P off).
+	P2PPeers func() []string
 
 	once  sync.Once
 	ranks *rankings

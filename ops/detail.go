@@ -41,7 +41,7 @@ type UpstreamStatus struct {
 	LastAt   string  `json:"last_at,omitempty"`
 }
 
-// P2PStatus is reserved for the P2P layer's peers.
+// P2PStatus lists the P2P layer's known peers (addresses).
 type P2PStatus struct {
 	Peers []string `json:"peers"`
 }
@@ -56,6 +56,9 @@ func (a *API) Detail() Detail {
 	d := Detail{BuildSystems: map[string]BuildSystemStats{}, Upstreams: []UpstreamStatus{}}
 	if a.MaxSize != nil {
 		d.MaxSizeBytes = a.MaxSize()
+	}
+	if a.P2PPeers != nil {
+		d.P2P = &P2PStatus{Peers: a.P2PPeers()}
 	}
 	if a.Metrics == nil {
 		return d

@@ -24,6 +24,9 @@ type Stats struct {
 	Bandwidth   BandwidthStats   `json:"bandwidth"`
 	Upstream    UpstreamStats    `json:"upstream"`
 	Evictions   EvictionStats    `json:"evictions"`
+	// P2P are the LAN peer figures (hits, misses, bytes, peers, consent),
+	// absent when P2P is off.
+	P2P any `json:"p2p,omitempty"`
 }
 
 // CacheStats describes what the local tier holds.
@@ -90,6 +93,9 @@ func (a *API) Stats() (Stats, error) {
 		st.Upstream.RequestsTotal, st.Upstream.Hits, st.Upstream.Misses = m.UpstreamReads()
 		st.Evictions.Total = m.Evictions()
 		st.Evictions.EvictionRatePerHour = round(m.EvictionRatePerHour(), 2)
+	}
+	if a.P2P != nil {
+		st.P2P = a.P2P()
 	}
 	return st, nil
 }

@@ -30,6 +30,10 @@ export FABRIK_E2E_REQUIRE="${FABRIK_E2E_REQUIRE:-1}"
 for tool in /usr/bin/aws /usr/bin/s3cmd; do
   [ -x "$tool" ] || { echo "[fabrik] ERROR: $tool missing after install-tools.sh" >&2; exit 1; }
 done
+# The P2P test (as root) builds network namespaces with ip and tc.
+for tool in ip tc; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "[fabrik] ERROR: $tool missing (scripts/install-tools.sh netns)" >&2; exit 1; }
+done
 # The dashboard test drives headless Chromium: required, never skipped.
 command -v chromium >/dev/null 2>&1 || { echo "[fabrik] ERROR: chromium missing after install-tools.sh" >&2; exit 1; }
 echo "[fabrik] go test ./e2e/... (real build tools; several minutes)"

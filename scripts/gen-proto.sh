@@ -35,5 +35,5 @@ PATH="$BIN_DIR:$PATH" protoc \
   --proto_path=proto \
   --go_out=. --go_opt=module=github.com/tuist/fabrik-node \
   --go-grpc_out=. --go-grpc_opt=module=github.com/tuist/fabrik-node \
-  proto/fabrik/v1/fabrik.proto
-echo "[fabrik] generated proto/fabrik/v1 with protoc $(protoc --version | cut -d' ' -f2), protoc-gen-go $PROTOC_GEN_GO_VERSION, protoc-gen-go-grpc $PROTOC_GEN_GO_GRPC_VERSION"
+  proto/fabrik/v1/fabrik.proto proto/fabrik/p2p/v1/p2p.proto
+echo "[fabrik] generated proto/fabrik/v1 and proto/fabrik/p2p/v1 with protoc $(protoc --version | cut -d' ' -f2), protoc-gen-go $PROTOC_GEN_GO_VERSION, protoc-gen-go-grpc $PROTOC_GEN_GO_GRPC_VERSION"

@@ -146,6 +146,16 @@ install_shells() {
   apt_install fish fish
 }
 
+# The P2P test runs nodes in network namespaces joined by veth (ip, tc);
+# protoc regenerates proto/ (make proto).
+install_netns() {
+  apt_install iproute2 ip
+}
+
+install_protoc() {
+  apt_install protobuf-compiler protoc
+}
+
 install_minio() {
   bash "$SCRIPT_DIR/install-minio.sh"
 }
@@ -202,6 +212,8 @@ for t in "${targets[@]}"; do
   registry | crane | oras | skopeo) install_registry ;;
   chromium) install_chromium ;;
   shells | tmux | zsh | fish) install_shells ;;
+  netns | iproute2) install_netns ;;
+  protoc) install_protoc ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -217,6 +229,7 @@ for t in "${targets[@]}"; do
     install_registry
     install_chromium
     install_shells
+    install_netns
     if ! wait "$minio_pid"; then
       cat "$TOOLS_DIR/minio-build.log" >&2
       die "building minio failed (log above)"

@@ -29,18 +29,22 @@ func NewCache(ref actors.Ref, st *store.Store) *Cache {
 }
 
 func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
-	ref = tenant.Scope(ctx, ref)
+	return c.get(ctx, &messages.Get{Ref: tenant.Scope(ctx, ref)})
+}
+
+func (c *Cache) get(ctx context.Context, m *messages.Get) (*messages.GetResult, error) {
 	// A local hit needs no actor: the store's lookup is safe from any
 	// goroutine (it counts the access under its own lock), and the router
 	// would only answer it as the local tier did. Anything else (a miss, a
 	// broken entry, a store error) goes to the router, which asks the local
-	// tier again and then the upstreams, as before.
-	if meta, path, err := c.store.Locate(ref); err == nil {
+	// tier again and then the peers and upstreams, as before (or, for a
+	// LocalOnly read, answers the miss).
+	if meta, path, err := c.store.Locate(m.Ref); err == nil {
 		if f, err := c.store.OpenBody(meta, path); err == nil {
 			return &messages.GetResult{Found: true, Meta: meta, Path: path, Body: f, Tier: local.Name}, nil
 		}
 	}
-	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, &messages.Get{Ref: ref})
+	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, m)
 	if err != nil {
 		return &messages.GetResult{}, nil // a cache that cannot answer is a miss
 	}
@@ -53,6 +57,13 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 		r.Body = f
 	}
 	return r, nil
+}
+
+// GetLocal reads the local tier only, the ref taken as it stands (no
+// tenant scoping: its caller, the P2P server, receives refs a peer's router
+// already scoped). A peer must never cause an upstream read here.
+func (c *Cache) GetLocal(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
+	return c.get(ctx, &messages.Get{Ref: ref, LocalOnly: true})
 }
 
 func (c *Cache) Stat(ctx context.Context, ref messages.Ref) (*messages.StatResult, error) {

@@ -52,7 +52,10 @@ type Options struct {
 	Upstreams []Tier
 	// Uploads is the upload pool (unset when no upstream is writable).
 	Uploads actors.Ref
-	Logger  *slog.Logger
+	// Peers is the P2P tier (tier/p2p.Set in a remote actor), raced against
+	// the first upstream on a local miss; unset without P2P.
+	Peers  *Tier
+	Logger *slog.Logger
 }
 
 // localTimeout bounds a local tier answer; the local tier answers in
@@ -113,7 +116,7 @@ func (a *Actor) tierAt(i int) (actors.Ref, time.Duration) {
 
 // read asks tier i and continues with the next on a miss or failure.
 func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time) {
-	if i >= len(a.opts.Upstreams) {
+	if i >= len(a.opts.Upstreams) || (m.LocalOnly && i >= 0) {
 		ctx.Respond(&messages.GetResult{})
 		return
 	}
@@ -127,6 +130,10 @@ func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time)
 		if err != nil || !r.Found {
 			if err != nil {
 				a.opts.Logger.Debug("tier read failed, treated as miss", "tier", a.tierName(i), "ref", m.Ref.String(), "err", err)
+			}
+			if i < 0 && a.opts.Peers != nil && !m.LocalOnly {
+				a.race(ctx, m, start)
+				return
 			}
 			a.read(ctx, m, i+1, start)
 			return
@@ -149,6 +156,10 @@ func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
 	ctx.ReenterAfter(fut, func(res any, err error) {
 		r, err := actors.Reply[*messages.StatResult](res, err)
 		if err != nil || !r.Found {
+			if i < 0 && a.opts.Peers != nil && !m.LocalOnly {
+				a.raceStat(ctx, m)
+				return
+			}
 			a.stat(ctx, m, i+1)
 			return
 		}

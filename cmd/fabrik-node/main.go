@@ -28,6 +28,7 @@ Usage:
                                 run a script recipe (#FABRIK annotations) or a Tengo recipe, cached
   fabrik-node cache status SCRIPT | clean [SCRIPT] | list | stats   recipe cache entries
   fabrik-node gocacheprog [--url URL] [--dir DIR]   the go command's GOCACHEPROG helper
+  fabrik-node p2p list [--verbose]|status|approve PEER|deny PEER|clear   LAN peers and consent (running edge)
   fabrik-node --version
 
 Configuration precedence: --config-* flags > FABRIK_CONFIG_* env > config file > defaults.
@@ -67,6 +68,8 @@ func run(args []string) int {
 			return activateCommand(args[1:], cwd)
 		case "deactivate":
 			return deactivateCommand(args[1:], cwd)
+		case "p2p":
+			return p2pCommand(args[1:], cwd)
 		case "server":
 			return serve(append([]string{"--role", "regional"}, args[1:]...), cwd)
 		}

@@ -325,6 +325,11 @@ type RuntimeConfig struct {
 	// GracefulShutdownTimeout bounds the drain of in-flight requests.
 	// Default 30s.
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
+	// DrainDelay is how long a stopping node keeps serving while /health
+	// answers 503 "draining", before its listeners close: long enough for a
+	// load balancer's health checks to take it out (HAProxy: inter x fall).
+	// Default 0 (stop at once); regionals behind a load balancer set it.
+	DrainDelay Duration `toml:"drain_delay"`
 	// MaxConcurrentRequests bounds in-flight requests per listener; past it
 	// HTTP answers 503 with Retry-After and gRPC UNAVAILABLE, which clients
 	// retry. Default 10,000; 0 = no limit.

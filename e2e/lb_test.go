@@ -121,7 +121,7 @@ func lbSize(i int) int {
 	if i%20 == 19 {
 		return 4<<20 + (i*7919)%(12<<20)
 	}
-	return 4<<10 << (i % 8) // 4 KiB .. 512 KiB
+	return 4 << 10 << (i % 8) // 4 KiB .. 512 KiB
 }
 
 // Three regionals behind a real HAProxy, one MinIO as their shared S3, two

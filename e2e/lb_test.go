@@ -40,33 +40,33 @@ func startHAProxy(t *testing.T, regionals []*harness.Node) *haproxy {
 	bin := harness.RequireTool(t, "haproxy")
 	dir := t.TempDir()
 	h := &haproxy{Addr: fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), log: filepath.Join(dir, "haproxy.log")}
-	var servers strings.Builder
+	// configs/haproxy.cfg itself, on this test's ports and with checks
+	// every 250 ms so a dead regional is out within half a second: the
+	// example is what the test proves.
+	example, err := os.ReadFile(filepath.Join(harness.RepoRoot(t), "configs", "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg strings.Builder
+	for line := range strings.Lines(string(example)) {
+		switch trimmed := strings.TrimSpace(line); {
+		case strings.HasPrefix(trimmed, "server "):
+			continue
+		case strings.HasPrefix(trimmed, "maxconn "):
+			line = "    maxconn 1000\n" // within a test runner's open-file limit
+		case strings.HasPrefix(trimmed, "bind :7070 "):
+			line = "    bind " + h.Addr + " proto h2\n"
+		case strings.HasPrefix(trimmed, "default-server "):
+			line = strings.Replace(line, "inter 2s", "inter 250ms", 1)
+		}
+		cfg.WriteString(line)
+	}
 	for i, r := range regionals {
 		_, healthPort, _ := strings.Cut(r.HealthAddr, ":")
-		fmt.Fprintf(&servers, "    server regional%d %s proto h2 check check-proto h1 port %s inter 250ms fall 2 rise 2\n", i+1, r.FabrikAddr, healthPort)
+		fmt.Fprintf(&cfg, "    server regional%d %s proto h2 check-proto h1 port %s\n", i+1, r.FabrikAddr, healthPort)
 	}
-	// The same settings as configs/haproxy.cfg, with short check intervals
-	// so the test sees a dead regional taken out within half a second.
-	cfg := fmt.Sprintf(`global
-    maxconn 1000
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 10m
-    timeout server 10m
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response 503
-frontend fabrik
-    bind %s proto h2
-    default_backend regionals
-backend regionals
-    balance roundrobin
-    option httpchk GET /health
-    http-check expect status 200
-%s`, h.Addr, servers.String())
 	path := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(h.log)
@@ -95,7 +95,7 @@ backend regionals
 		}
 		return err == nil || !strings.Contains(err.Error(), "refused")
 	}) {
-		t.Fatal("haproxy did not listen within 10s")
+		t.Fatalf("haproxy did not listen within 10s; config:\n%s", cfg.String())
 	}
 	return h
 }
@@ -144,6 +144,9 @@ access_key = %q
 secret_key = %q
 permanent = true
 timeout = "10s"
+
+[runtime]
+drain_delay = "1s"
 `, srv.Endpoint, srv.AccessKey, srv.SecretKey)
 	regionals := make([]*harness.Node, 3)
 	for i := range regionals {
@@ -278,10 +281,19 @@ timeout = "10s"
 	regionals[0].Start()
 	regionals[1].Start()
 	t.Logf("%v: restarted regionals 1 and 2 after %d artifacts", time.Since(start).Round(time.Millisecond), done.Load())
+	// A graceful stop: /health says "draining" for drain_delay (1 s, twice
+	// the checks' fall x inter) so HAProxy takes regional 3 out before its
+	// connections close.
+	waitDone(total * 4 / 5)
+	regionals[2].Stop()
+	t.Logf("%v: stopped regional 3 gracefully after %d artifacts", time.Since(start).Round(time.Millisecond), done.Load())
 	wg.Wait()
 	t.Logf("%v: client loop done: %d cross-edge hits, %d misses of artifacts not yet in S3", time.Since(start).Round(time.Millisecond), crossHits.Load(), notYetS3.Load())
 	for _, f := range failures {
 		t.Error(f)
+	}
+	if b, _ := os.ReadFile(lb.log); !strings.Contains(string(b), "regional3 is DOWN, reason: Layer7 wrong status, code: 503") {
+		t.Errorf("HAProxy did not take the draining regional 3 out on its 503:\n%s", b)
 	}
 
 	// Write-through is asynchronous (edge -> regional -> S3, with retries):

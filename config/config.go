@@ -105,7 +105,10 @@ type UpstreamConfig struct {
 	// whole large transfer. Default DefaultUpstreamTimeout (30s); read it
 	// with RequestTimeout.
 	Timeout Duration `toml:"timeout"`
-	// ReadOnly: never written to.
+	// ReadOnly: never written to. With write_through = true set explicitly
+	// as well, it is a replica instead (IsReplica): written through, never
+	// read, as in cross-region replication, where reading the far region
+	// costs latency and egress.
 	ReadOnly bool `toml:"read_only"`
 	// Permanent: never deleted from. Without it, an admin delete or clear
 	// on this node also deletes the artifact (every artifact this node holds,
@@ -139,6 +142,14 @@ const (
 	// DefaultUploadWorkers is workers' default.
 	DefaultUploadWorkers = 4
 )
+
+// IsReplica reports a write-only replica: read_only and an explicit
+// write_through = true. The node writes every new artifact to it and never
+// reads from it (the spec's cross-region replication: "write_through = true
+// # Replicate writes", "read_only = true # Don't read from EU").
+func (u UpstreamConfig) IsReplica() bool {
+	return u.ReadOnly && u.WriteThrough != nil && *u.WriteThrough
+}
 
 // IsWriteThrough reports the effective write_through (default true).
 func (u UpstreamConfig) IsWriteThrough() bool { return u.WriteThrough == nil || *u.WriteThrough }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -321,6 +322,22 @@ drain_delay = "1s"
 			len(pending), total, pending[0].key, pending[0].size, pending[0].edge)
 	}
 	t.Logf("%v: all %d artifacts readable byte-identical through the other edge", time.Since(start).Round(time.Millisecond), total)
+	// Behind the balancer, the kills never looked like a dead upstream to
+	// the edges for long: their breakers are closed at the end.
+	for i, e := range edges {
+		var h struct {
+			Upstreams []struct{ Name, Breaker string }
+		}
+		res, err := http.Get(e.HealthURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(res.Body).Decode(&h)
+		res.Body.Close()
+		if len(h.Upstreams) != 1 || h.Upstreams[0].Breaker != "closed" {
+			t.Errorf("edge %d /health upstreams after the run: %+v, want one closed breaker", i, h.Upstreams)
+		}
+	}
 	// The S3 check above must be able to see artifacts, or every cross-edge
 	// miss would pass as "not in S3 yet".
 	for _, a := range artifacts {

@@ -109,7 +109,10 @@ type UpstreamConfig struct {
 	// whole large transfer. Default DefaultUpstreamTimeout (30s); read it
 	// with RequestTimeout.
 	Timeout Duration `toml:"timeout"`
-	// ReadOnly: never written to.
+	// ReadOnly: never written to. With write_through = true set explicitly
+	// as well, it is a replica instead (IsReplica): written through, never
+	// read, as in cross-region replication, where reading the far region
+	// costs latency and egress.
 	ReadOnly bool `toml:"read_only"`
 	// Permanent: never deleted from. Without it, an admin delete or clear
 	// on this node also deletes the artifact (every artifact this node holds,
@@ -143,6 +146,14 @@ const (
 	// DefaultUploadWorkers is workers' default.
 	DefaultUploadWorkers = 4
 )
+
+// IsReplica reports a write-only replica: read_only and an explicit
+// write_through = true. The node writes every new artifact to it and never
+// reads from it (the spec's cross-region replication: "write_through = true
+// # Replicate writes", "read_only = true # Don't read from EU").
+func (u UpstreamConfig) IsReplica() bool {
+	return u.ReadOnly && u.WriteThrough != nil && *u.WriteThrough
+}
 
 // IsWriteThrough reports the effective write_through (default true).
 func (u UpstreamConfig) IsWriteThrough() bool { return u.WriteThrough == nil || *u.WriteThrough }
@@ -329,6 +340,11 @@ type RuntimeConfig struct {
 	// GracefulShutdownTimeout bounds the drain of in-flight requests.
 	// Default 30s.
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
+	// DrainDelay is how long a stopping node keeps serving while /health
+	// answers 503 "draining", before its listeners close: long enough for a
+	// load balancer's health checks to take it out (HAProxy: inter x fall).
+	// Default 0 (stop at once); regionals behind a load balancer set it.
+	DrainDelay Duration `toml:"drain_delay"`
 	// MaxConcurrentRequests bounds in-flight requests per listener; past it
 	// HTTP answers 503 with Retry-After and gRPC UNAVAILABLE, which clients
 	// retry. Default 10,000; 0 = no limit.

@@ -106,6 +106,7 @@ func Validate(c *Config) []Problem {
 	bind("observability.metrics_bind", c.Observability.MetricsBind)
 
 	nonNegative("runtime.graceful_shutdown_timeout", int64(c.Runtime.GracefulShutdownTimeout), "a duration")
+	nonNegative("runtime.drain_delay", int64(c.Runtime.DrainDelay), "a duration")
 	nonNegative("runtime.max_concurrent_requests", int64(c.Runtime.MaxConcurrentRequests), "a limit")
 	nonNegative("runtime.worker_threads", int64(c.Runtime.WorkerThreads), "a count")
 	nonNegative("runtime.max_connections", int64(c.Runtime.MaxConnections), "a limit")

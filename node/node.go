@@ -49,6 +49,9 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 	ready   atomic.Bool
+	// draining is set by Stop for runtime.drain_delay before the listeners
+	// close, so /health tells load balancers to route elsewhere first.
+	draining atomic.Bool
 
 	sys     *actors.System
 	store   *store.Store
@@ -175,7 +178,7 @@ func (n *Node) startListeners() error {
 
 	if obs.HealthEnabled == nil || *obs.HealthEnabled {
 		health := http.NewServeMux()
-		(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load, Figures: n.healthFigures}).Routes(health)
+		(&ops.Health{Started: n.started, Version: Version, Ready: n.ready.Load, Draining: n.draining.Load, Figures: n.healthFigures}).Routes(health)
 		if err := n.serveHTTP("health", obs.HealthBind, health, grace); err != nil {
 			return err
 		}
@@ -267,6 +270,7 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 // Stop drains listeners, stops actors in dependency order and closes the
 // store. Safe to call on a partly started node.
 func (n *Node) Stop(ctx context.Context) error {
+	n.drain(ctx)
 	n.ready.Store(false)
 	if n.sys != nil {
 		// Listeners first (clients drain), then the adapters' mounts, then
@@ -293,6 +297,24 @@ func (n *Node) Stop(ctx context.Context) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// drain keeps a started node serving for runtime.drain_delay while /health
+// answers "draining" (503), so a load balancer stops sending new requests
+// before the listeners close; an expired ctx cuts it short.
+func (n *Node) drain(ctx context.Context) {
+	d := n.cfg.Runtime.DrainDelay.D()
+	if d <= 0 || !n.ready.Load() {
+		return
+	}
+	n.draining.Store(true)
+	n.log.Info("draining before shutdown", "drain_delay", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Apply adopts the live keys of a reloaded config (config.LiveKeys): size

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tuist/fabrik-node/config"
 	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tier/fabrik"
 )
 
 // testConfig is a node config on loopback with OS-chosen ports.
@@ -264,4 +265,44 @@ func TestMain(m *testing.M) {
 	// Keep stray temp dirs of killed runs out of the way.
 	os.Setenv("TMPDIR", filepath.Clean(os.TempDir()))
 	os.Exit(m.Run())
+}
+
+// TestReplicaUpstreamWrittenNeverRead: read_only with an explicit
+// write_through = true is a cross-region replica: every new artifact is
+// written to it, and reads never reach it, even when only it has the
+// artifact.
+func TestReplicaUpstreamWrittenNeverRead(t *testing.T) {
+	home := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	replica := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	ce := testConfig(t, config.RoleEdge, t.TempDir())
+	repUp := upstream("grpc://" + replica.Addr("fabrik"))
+	repUp.ReadOnly, repUp.Permanent = true, true
+	wt := true
+	repUp.WriteThrough = &wt
+	ce.Upstream = []config.UpstreamConfig{upstream("grpc://" + home.Addr("fabrik")), repUp}
+	edge := startNode(t, config.RoleEdge, ce)
+
+	gradlePut(t, edge, key1, randomBytes(t, 1000))
+	ref := messages.Ref{Namespace: "gradle", Key: key1}
+	eventually(t, "write-through to the home upstream", func() bool { return localHas(home, ref) })
+	eventually(t, "write-through to the replica", func() bool { return localHas(replica, ref) })
+
+	// An artifact only the replica holds stays a miss for the edge.
+	const key2 = "00000000000000000000000000000002"
+	direct, err := fabrik.New("direct", "grpc://"+replica.Addr("fabrik"), fabrik.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	body := randomBytes(t, 1000)
+	ref2 := messages.Ref{Namespace: "gradle", Key: key2}
+	if err := direct.Put(t.Context(), ref2, messages.Meta{Hash: sha(body), Size: int64(len(body))}, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if !localHas(replica, ref2) {
+		t.Fatal("the replica does not hold the artifact the test put there")
+	}
+	if b := gradleGet(t, edge, key2); b != nil {
+		t.Fatal("the edge read an artifact from its replica upstream")
+	}
 }

@@ -51,6 +51,10 @@ func (n *Node) startUpstreams() (upstreams, error) {
 			Name: name, Ref: ref, Timeout: timeout + time.Second,
 			ReadOnly: uc.ReadOnly, WriteThrough: uc.IsWriteThrough(), Permanent: uc.Permanent,
 		}
+		if uc.IsReplica() {
+			// Written through, never read: see config.UpstreamConfig.IsReplica.
+			rt.ReadOnly, rt.WriteOnly = false, true
+		}
 		u.tiers = append(u.tiers, rt)
 		if !rt.ReadOnly && rt.WriteThrough {
 			targets = append(targets, uploadpool.Target{Tier: t, Workers: uc.UploadWorkers(), Timeout: timeout})

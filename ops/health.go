@@ -17,6 +17,10 @@ type Health struct {
 	// Ready, when set, turns the answer into 503 while it returns false
 	// (during start-up and shutdown drain).
 	Ready func() bool
+	// Draining, when set and true, answers 503 "draining": the node is
+	// stopping gracefully and still finishes what it has, but a load
+	// balancer should send it nothing new.
+	Draining func() bool
 	// Figures, when set, adds the cache's figures to the answer. An open
 	// upstream breaker makes the status "degraded" (still 200: the node
 	// serves, from its local tier).
@@ -71,6 +75,9 @@ func (h *Health) serve(w http.ResponseWriter, _ *http.Request) {
 	}
 	if h.Ready != nil && !h.Ready() {
 		body.Status, code = "unavailable", http.StatusServiceUnavailable
+	}
+	if h.Draining != nil && h.Draining() {
+		body.Status, code = "draining", http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)

@@ -25,6 +25,8 @@ done
 for t in "${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}/crane" "${FABRIK_TOOLS_BIN:-$HOME/.cache/fabrik-node/bin}/oras" "$(command -v skopeo || echo skopeo)"; do
   [ -x "$t" ] || { echo "[fabrik] ERROR: $t missing after install-tools.sh" >&2; exit 1; }
 done
+# The load-balancer test runs a real HAProxy (Debian's, in /usr/sbin).
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || { echo "[fabrik] ERROR: haproxy missing after install-tools.sh" >&2; exit 1; }
 export FABRIK_E2E_REQUIRE="${FABRIK_E2E_REQUIRE:-1}"
 # The S3 API's clients: Debian's awscli 2.x (not a pip 1.x on PATH) and s3cmd.
 for tool in /usr/bin/aws /usr/bin/s3cmd; do

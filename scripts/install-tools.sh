@@ -171,6 +171,11 @@ install_rclone() {
   apt_install rclone rclone
 }
 
+# HAProxy load-balances three regionals in e2e/lb_test.go (/usr/sbin/haproxy).
+install_haproxy() {
+  apt_install haproxy haproxy
+}
+
 # Pinned registry clients; change the versions deliberately (the module
 # proxy must serve them).
 CRANE_VERSION="${CRANE_VERSION:-v0.22.1}"
@@ -208,6 +213,7 @@ for t in "${targets[@]}"; do
   minio) install_minio ;;
   ccache) install_ccache ;;
   rclone) install_rclone ;;
+  haproxy) install_haproxy ;;
   s3clients | awscli | s3cmd) install_s3clients ;;
   registry | crane | oras | skopeo) install_registry ;;
   chromium) install_chromium ;;
@@ -225,6 +231,7 @@ for t in "${targets[@]}"; do
     install_node
     install_ccache
     install_rclone
+    install_haproxy
     install_s3clients
     install_registry
     install_chromium
@@ -236,7 +243,7 @@ for t in "${targets[@]}"; do
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, s3clients, registry, chromium, shells or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, haproxy, s3clients, registry, chromium, shells or all)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

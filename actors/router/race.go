@@ -31,9 +31,11 @@ func (a *Actor) race(ctx actor.Context, m *messages.Get, start time.Time) {
 		name    string
 	}
 	entrants := []entrant{{p.Ref, p.Timeout, 0, p.Name}}
-	if len(a.opts.Upstreams) > 0 {
-		u := a.opts.Upstreams[0]
-		entrants = append(entrants, entrant{u.Ref, u.Timeout, 0, u.Name})
+	// The first upstream that may be read (write-only replicas never are).
+	first := a.readable(0)
+	if first < len(a.opts.Upstreams) {
+		u := a.opts.Upstreams[first]
+		entrants = append(entrants, entrant{u.Ref, u.Timeout, first, u.Name})
 	}
 	done, left := false, len(entrants)
 	for _, e := range entrants {
@@ -62,7 +64,7 @@ func (a *Actor) race(ctx actor.Context, m *messages.Get, start time.Time) {
 			}
 			if left == 0 {
 				done = true
-				a.read(ctx, m, 1, start)
+				a.read(ctx, m, first+1, start)
 			}
 		})
 	}
@@ -73,8 +75,9 @@ func (a *Actor) race(ctx actor.Context, m *messages.Get, start time.Time) {
 // race the same peers.
 func (a *Actor) raceStat(ctx actor.Context, m *messages.Stat) {
 	entrants := []Tier{*a.opts.Peers}
-	if len(a.opts.Upstreams) > 0 {
-		entrants = append(entrants, a.opts.Upstreams[0])
+	first := a.readable(0)
+	if first < len(a.opts.Upstreams) {
+		entrants = append(entrants, a.opts.Upstreams[first])
 	}
 	done, left := false, len(entrants)
 	for _, e := range entrants {
@@ -92,7 +95,7 @@ func (a *Actor) raceStat(ctx actor.Context, m *messages.Stat) {
 			}
 			if left == 0 {
 				done = true
-				a.stat(ctx, m, 1)
+				a.stat(ctx, m, first+1)
 			}
 		})
 	}

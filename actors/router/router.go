@@ -35,12 +35,23 @@ type Tier struct {
 	// Timeout bounds the wait for this tier's answer before moving on.
 	Timeout time.Duration
 	// ReadOnly tiers are never written to; WriteThrough ones receive every
-	// new artifact; Permanent ones are never deleted from.
-	ReadOnly, WriteThrough, Permanent bool
+	// new artifact; Permanent ones are never deleted from. WriteOnly tiers
+	// are never read: replicas in another region (config: read_only and
+	// write_through both set, see config.UpstreamConfig.IsReplica).
+	ReadOnly, WriteThrough, Permanent, WriteOnly bool
 }
 
-// Deletable reports whether a Delete with Upstreams reaches this tier.
-func (t Tier) Deletable() bool { return !t.ReadOnly && !t.Permanent }
+// Deletable reports whether a Delete with Upstreams reaches this tier. A
+// replica is configured read_only: deletes stay in their own region.
+func (t Tier) Deletable() bool { return !t.ReadOnly && !t.Permanent && !t.WriteOnly }
+
+// readable skips write-only tiers from index i on (-1, local, is readable).
+func (a *Actor) readable(i int) int {
+	for i >= 0 && i < len(a.opts.Upstreams) && a.opts.Upstreams[i].WriteOnly {
+		i++
+	}
+	return i
+}
 
 // Options wire the router to the rest of the node.
 type Options struct {
@@ -116,6 +127,7 @@ func (a *Actor) tierAt(i int) (actors.Ref, time.Duration) {
 
 // read asks tier i and continues with the next on a miss or failure.
 func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time) {
+	i = a.readable(i)
 	if i >= len(a.opts.Upstreams) || (m.LocalOnly && i >= 0) {
 		ctx.Respond(&messages.GetResult{})
 		return
@@ -147,6 +159,7 @@ func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time)
 
 // stat is read's cheaper twin: existence only, no write-back.
 func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
+	i = a.readable(i)
 	if i >= len(a.opts.Upstreams) || (m.LocalOnly && i >= 0) {
 		ctx.Respond(&messages.StatResult{})
 		return

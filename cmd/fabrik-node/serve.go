@@ -91,7 +91,7 @@ func serve(args []string, cwd string) int {
 		break
 	}
 	signal.Stop(sigs)
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Runtime.GracefulShutdownTimeout.D()+5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Runtime.GracefulShutdownTimeout.D()+cfg.Runtime.DrainDelay.D()+5*time.Second)
 	defer cancel()
 	if err := n.Stop(ctx); err != nil {
 		log.Error("shutdown", "err", err)

@@ -64,6 +64,8 @@ func LookTool(name string) (string, error) {
 		candidates = append(candidates, filepath.Join(NodeModulesDir(), ".bin", name))
 	case "nats-server":
 		candidates = append(candidates, "/usr/sbin/nats-server")
+	case "haproxy":
+		candidates = append(candidates, "/usr/sbin/haproxy")
 	case "minio", "crane", "oras":
 		candidates = append(candidates, filepath.Join(toolsBinDir(), name))
 	}

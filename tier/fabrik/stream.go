@@ -58,17 +58,39 @@ func (t *Tier) streamErr(ctx context.Context, op string, ref messages.Ref, err e
 // EOF before Meta.Size bytes), so the router discards a partial write-back.
 // The body must be closed; closing it early cancels the stream.
 func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
-	sctx, cancel, wd := t.newStream(ctx)
-	stream, err := t.client.Get(sctx, &fabrikv1.GetRequest{Ref: refToProto(ref)})
-	var first *fabrikv1.GetResponse
-	if err == nil {
-		first, err = stream.Recv()
-	}
-	wd.disarm()
+	var (
+		sctx   context.Context
+		cancel context.CancelCauseFunc
+		wd     *watchdog
+		stream grpc.ServerStreamingClient[fabrikv1.GetResponse]
+		first  *fabrikv1.GetResponse
+	)
+	// Nothing has reached the caller until the first response (the
+	// metadata) arrives, so a stream that dies before it is retried.
+	err := t.retryRead(ctx, func() error {
+		sctx, cancel, wd = t.newStream(ctx)
+		var err error
+		stream, err = t.client.Get(sctx, &fabrikv1.GetRequest{Ref: refToProto(ref)})
+		if err == nil {
+			first, err = stream.Recv()
+		}
+		wd.disarm()
+		if err != nil {
+			if errors.Is(context.Cause(sctx), errStalled) {
+				// A stalled regional already cost a whole timeout: report
+				// it rather than wait another.
+				err = &stalled{t.streamErr(sctx, "get", ref, err)}
+			}
+			cancel(nil)
+		}
+		return err
+	})
 	if err != nil {
-		err = t.streamErr(sctx, "get", ref, err)
-		cancel(nil)
-		return messages.Meta{}, nil, err
+		var s *stalled
+		if errors.As(err, &s) {
+			return messages.Meta{}, nil, s.err
+		}
+		return messages.Meta{}, nil, t.wrap("get", ref, err)
 	}
 	m := first.GetMeta()
 	if m == nil {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/tuist/fabrik-node/config"
@@ -113,6 +114,11 @@ func New(name, target string, opts Options) (*Tier, error) {
 		// window waits for window updates before its first megabyte arrives.
 		grpc.WithInitialWindowSize(StreamWindow),
 		grpc.WithInitialConnWindowSize(ConnWindow),
+		// Ping an idle connection every 30 s (the regional permits pings
+		// every 10 s): a load balancer or NAT between edge and regional
+		// sees traffic and keeps the connection, and a half-dead one is
+		// found within 40 s instead of at the next request.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
 	if opts.PerRPCCredentials != nil {
 		dial = append(dial, grpc.WithPerRPCCredentials(opts.PerRPCCredentials))
@@ -134,9 +140,14 @@ func (t *Tier) Close() error { return t.conn.Close() }
 // Stat asks the regional whether ref exists (it reads through its own
 // upstreams, so a hit may come from S3 behind it).
 func (t *Tier) Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	res, err := t.client.Exists(ctx, &fabrikv1.ExistsRequest{Ref: refToProto(ref)})
+	var res *fabrikv1.ExistsResponse
+	err := t.retryRead(ctx, func() error {
+		actx, cancel := context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+		var err error
+		res, err = t.client.Exists(actx, &fabrikv1.ExistsRequest{Ref: refToProto(ref)})
+		return err
+	})
 	if err != nil {
 		return messages.Meta{}, t.wrap("stat", ref, err)
 	}

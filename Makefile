@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/tuist/fabrik-node/node.Version=$(VERSION)
 PKGS     := $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test unit e2e tools bench lint proto clean
+.PHONY: all build run test unit e2e tools bench lint proto clean soak fuzz fuzz-short
 
 all: build
 
@@ -37,6 +37,12 @@ tools:
 
 bench: build
 	bash scripts/bench.sh
+
+# 30 minutes of mixed traffic against an edge and a regional over MinIO,
+# failing on any request error or unbounded RSS/goroutine growth
+# (SOAK_DURATION to shorten). Not part of `make test`.
+soak:
+	bash scripts/soak.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)

@@ -2,8 +2,8 @@
 # make soak: mixed traffic for SOAK_DURATION (default 30m) against an edge
 # and a regional backed by MinIO, on 127.0.0.1, watching both processes for
 # leaks (bench/soak). The edge has a small max_size (SOAK_EDGE_MAX_SIZE,
-# default 64MB) and the regional too (SOAK_REGIONAL_MAX_SIZE, default
-# 256MB), so both evict and old artifacts come back through the regional
+# default 256MB) and the regional too (SOAK_REGIONAL_MAX_SIZE, default
+# 512MB), so both evict and old artifacts come back through the regional
 # from S3. Fails on any request error or unbounded RSS/goroutine growth
 # (see bench/soak for the rule). Not part of `make test`.
 #
@@ -91,7 +91,7 @@ done
 # misspath creates the bucket (the bench's tool; -sizes "" measures nothing).
 "$WORK/misspath" -s3-endpoint "$S3" -access-key "$S3_USER" -secret-key "$S3_PASS" -create-bucket -sizes "" >/dev/null
 
-write_config "$WORK/regional.toml" "$WORK/regional" "${SOAK_REGIONAL_MAX_SIZE:-256MB}" \
+write_config "$WORK/regional.toml" "$WORK/regional" "${SOAK_REGIONAL_MAX_SIZE:-512MB}" \
   "$(port 2)" "$(port 3)" "$(port 4)" "$(port 5)" "$(port 6)" "[[upstream]]
 url = \"s3://bench/soak/\"
 endpoint = \"$S3\"
@@ -99,7 +99,7 @@ region = \"us-east-1\"
 access_key = \"$S3_USER\"
 secret_key = \"$S3_PASS\"
 timeout = \"30s\""
-write_config "$WORK/edge.toml" "$WORK/edge" "${SOAK_EDGE_MAX_SIZE:-64MB}" \
+write_config "$WORK/edge.toml" "$WORK/edge" "${SOAK_EDGE_MAX_SIZE:-256MB}" \
   "$(port 7)" "$(port 8)" "$(port 9)" "$(port 10)" "$(port 11)" "[[upstream]]
 url = \"grpc://127.0.0.1:$(port 6)\"
 timeout = \"30s\""

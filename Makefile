@@ -24,7 +24,7 @@ run: build
 # Everything: lint (gofmt, go mod tidy -diff, vet, staticcheck), unit and
 # integration tests, then end-to-end tests with real clients. Tools are
 # installed by the project's own script (idempotent).
-test: tools lint unit e2e
+test: tools lint unit fuzz-short e2e
 
 unit:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
@@ -37,6 +37,14 @@ tools:
 
 bench: build
 	bash scripts/bench.sh
+
+# Every fuzz target (scripts/fuzz.sh) for 3 s each (about 1.5 minutes on 2
+# cores), part of `make test`; `make fuzz` runs each for FUZZTIME (60s).
+fuzz-short:
+	FUZZTIME=3s bash scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-60s} bash scripts/fuzz.sh
 
 # 30 minutes of mixed traffic against an edge and a regional over MinIO,
 # failing on any request error or unbounded RSS/goroutine growth

@@ -8,7 +8,8 @@
 # (see bench/soak for the rule). Not part of `make test`.
 #
 # Environment: SOAK_DURATION, SOAK_CLIENTS (default 4), SOAK_REPORT
-# (default 1m), SOAK_GROWTH (default 1.5), FABRIK_MINIO_BIN.
+# (default 1m), SOAK_GROWTH (default 1.5), SOAK_ALLOW_LOST=true (report
+# acknowledged artifacts missing from every tier without failing), FABRIK_MINIO_BIN.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -108,7 +109,7 @@ start_node edge edge "$WORK/edge.toml" "$(port 9)"
 
 status=0
 "$WORK/soak" -url "http://127.0.0.1:$(port 7)" -duration "$DURATION" \
-  -clients "${SOAK_CLIENTS:-4}" -report "${SOAK_REPORT:-1m}" -growth "${SOAK_GROWTH:-1.5}" \
+  -clients "${SOAK_CLIENTS:-4}" -allow-lost="${SOAK_ALLOW_LOST:-false}" -report "${SOAK_REPORT:-1m}" -growth "${SOAK_GROWTH:-1.5}" \
   -pids "edge=$pid_edge,regional=$pid_regional" \
   -metrics "edge=http://127.0.0.1:$(port 10),regional=http://127.0.0.1:$(port 5)" || status=$?
 if [ "$status" != 0 ]; then

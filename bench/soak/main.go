@@ -15,7 +15,8 @@
 // (/proc/<pid>/fd) and goroutines (go_goroutines from its /metrics); every
 // -report (1m) it prints those figures and the latency percentiles of the
 // interval. It exits non-zero when any request failed (transport error,
-// 5xx, a wrong body, a 404 for an artifact written more than -settle ago),
+// 5xx, a wrong body), when an artifact written more than -settle ago is
+// found in no tier (lost; -allow-lost only reports those),
 // or when a process grew without bound: the median of the last third of
 // the samples above -growth times the median of the first third plus a
 // fixed slack (-rss-slack, -goroutine-slack), which absorbs warm-up.
@@ -50,6 +51,7 @@ type options struct {
 	clients                  int
 	pids, metrics            string
 	growth                   float64
+	allowLost                bool
 	rssSlack                 int64
 	goroutineSlack           int
 	run                      uint64
@@ -66,6 +68,7 @@ func main() {
 	flag.StringVar(&o.pids, "pids", "", "name=pid,... of the processes to watch")
 	flag.StringVar(&o.metrics, "metrics", "", "name=http://api-address,... (for go_goroutines)")
 	flag.Float64Var(&o.growth, "growth", 1.5, "allowed factor between first-third and last-third medians")
+	flag.BoolVar(&o.allowLost, "allow-lost", false, "report, but do not fail on, acknowledged artifacts later found in no tier")
 	flag.Int64Var(&o.rssSlack, "rss-slack", 64<<20, "bytes of RSS growth always allowed")
 	flag.IntVar(&o.goroutineSlack, "goroutine-slack", 50, "goroutines of growth always allowed")
 	flag.Uint64Var(&o.run, "run", uint64(time.Now().UnixNano()), "run id (keys are unique per run)")
@@ -148,6 +151,7 @@ func soak(o options) error {
 		w        written
 		win      = newWindow()
 		failures atomic.Int64
+		lost     atomic.Int64
 		requests atomic.Int64
 		firstErr atomic.Value
 		next     atomic.Int64
@@ -203,7 +207,10 @@ func soak(o options) error {
 					case err != nil:
 						fail("GET %s: %v", key, err)
 					case code == http.StatusNotFound && time.Since(at) > o.settle:
-						fail("GET %s: 404 for an artifact written %s ago", key, time.Since(at).Round(time.Second))
+						// Acknowledged, then found in no tier: data loss,
+						// counted apart from request errors.
+						lost.Add(1)
+						fmt.Fprintf(os.Stderr, "[soak] lost: GET %s: 404 for an artifact written %s ago\n", key, time.Since(at).Round(time.Second))
 					case code == http.StatusNotFound:
 						win.observe("get-unsettled-404", 0)
 					case code != http.StatusOK:
@@ -262,10 +269,13 @@ loop:
 	}
 	wg.Wait()
 	report(time.Since(begin), names, samples, win, failures.Load())
-	fmt.Printf("[soak] %d requests, %d artifacts written, %d failures\n", requests.Load(), next.Load(), failures.Load())
+	fmt.Printf("[soak] %d requests, %d artifacts written, %d failures, %d lost artifacts\n", requests.Load(), next.Load(), failures.Load(), lost.Load())
 	var problems []string
 	if n := failures.Load(); n > 0 {
 		problems = append(problems, fmt.Sprintf("%d requests failed (first: %v)", n, firstErr.Load()))
+	}
+	if n := lost.Load(); n > 0 && !o.allowLost {
+		problems = append(problems, fmt.Sprintf("%d reads of acknowledged artifacts missed in every tier", n))
 	}
 	for _, n := range names {
 		problems = append(problems, growth(n, samples[n], o)...)

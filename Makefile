@@ -8,7 +8,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X github.com/tuist/fabrik-node/node.Version=$(VERSION)
 PKGS     := $(shell $(GO) list ./... | grep -v /e2e)
 
-.PHONY: all build run test unit e2e tools bench lint proto clean
+.PHONY: all build run test unit e2e tools bench lint proto clean soak fuzz fuzz-short
 
 all: build
 
@@ -24,7 +24,7 @@ run: build
 # Everything: lint (gofmt, go mod tidy -diff, vet, staticcheck), unit and
 # integration tests, then end-to-end tests with real clients. Tools are
 # installed by the project's own script (idempotent).
-test: tools lint unit e2e
+test: tools lint unit fuzz-short e2e
 
 unit:
 	$(GO) test -count=1 -timeout 15m $(PKGS)
@@ -37,6 +37,21 @@ tools:
 
 bench: build
 	bash scripts/bench.sh
+
+# Every fuzz target (scripts/fuzz.sh) for 3 s each (20 targets: 1m40s of CPU,
+# 2-4 minutes wall on 2 cores), part of `make test`; `make fuzz` runs each
+# for FUZZTIME (60s).
+fuzz-short:
+	FUZZTIME=2s bash scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-60s} bash scripts/fuzz.sh
+
+# 30 minutes of mixed traffic against an edge and a regional over MinIO,
+# failing on any request error or unbounded RSS/goroutine growth
+# (SOAK_DURATION to shorten). Not part of `make test`.
+soak:
+	bash scripts/soak.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)

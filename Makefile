@@ -38,7 +38,7 @@ tools:
 bench: build
 	bash scripts/bench.sh
 
-# Every fuzz target (scripts/fuzz.sh) for 3 s each (20 targets: 1m40s of CPU,
+# Every fuzz target (scripts/fuzz.sh) for 2 s each (20 targets: about a minute of CPU,
 # 2-4 minutes wall on 2 cores), part of `make test`; `make fuzz` runs each
 # for FUZZTIME (60s).
 fuzz-short:

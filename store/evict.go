@@ -237,3 +237,33 @@ func (s *Store) noteAccess(pending int) {
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns) }
+
+// Pin keeps a blob out of eviction until as many Unpins: the upload pool
+// pins each blob it still owes an upstream, since evicting it would lose
+// an acknowledged artifact from every tier. A store whose every blob is
+// pinned refuses new writes as full rather than lose one. Explicit deletes
+// and Clear still remove pinned blobs (the pool then drops the job).
+func (s *Store) Pin(hash string) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.idx.pinned[h]++
+	s.mu.Unlock()
+}
+
+// Unpin releases one Pin.
+func (s *Store) Unpin(hash string) {
+	h, err := parseHash(hash)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.idx.pinned[h] <= 1 {
+		delete(s.idx.pinned, h)
+	} else {
+		s.idx.pinned[h]--
+	}
+	s.mu.Unlock()
+}

@@ -175,3 +175,31 @@ func TestSetMaxSizeAndEvictTo(t *testing.T) {
 		t.Errorf("usage %d, %d", used, objs)
 	}
 }
+
+// A pinned blob (a write-through still owed to an upstream) is never an
+// eviction victim: the next ones in order go instead, and after Unpin it
+// is an ordinary candidate again. A store of pinned blobs only refuses.
+func TestPinnedBlobsAreNotEvicted(t *testing.T) {
+	s := openStore(t, Options{MaxSize: 1000, Policy: PolicyLRU, Now: newClock().Now})
+	blobs := fill(t, s) // ten blobs of 100 bytes, oldest first
+	s.Pin(sum(blobs[0]))
+	s.Pin(sum(blobs[1]))
+	extra := content(100, 100)
+	put(t, s, cas(extra), extra) // evicts two: 0 and 1 are pinned, so 2 and 3
+	for i, want := range []bool{true, true, false, false, true} {
+		if _, err := s.Stat(cas(blobs[i])); (err == nil) != want {
+			t.Errorf("blob %d present=%v, want %v", i, err == nil, want)
+		}
+	}
+	s.Unpin(sum(blobs[0]))
+	s.Unpin(sum(blobs[1]))
+	// The Stats above were accesses; by creation order blob 0 is next.
+	if err := s.SetPolicy(PolicyTTL); err != nil {
+		t.Fatal(err)
+	}
+	extra2 := content(101, 200)
+	put(t, s, cas(extra2), extra2)
+	if _, err := s.Stat(cas(blobs[0])); err == nil {
+		t.Error("an unpinned blob is still protected from eviction")
+	}
+}

@@ -40,7 +40,11 @@ type memEntry struct {
 // memIndex is the in-memory eviction index. The owner holds Store.mu.
 type memIndex struct {
 	blobs map[hashKey]memEntry
-	used  int64
+	// pinned counts, per blob, the write-through jobs still owed to an
+	// upstream (Store.Pin): eviction skips them, so an acknowledged artifact
+	// is never evicted from the only tier that holds it.
+	pinned map[hashKey]int
+	used   int64
 	dirty int // entries with dirty set
 	// names interns build system labels (a handful in practice: gradle,
 	// bazel, nx, ...); past 255 distinct labels the rest share "other".
@@ -49,7 +53,7 @@ type memIndex struct {
 }
 
 func newMemIndex() *memIndex {
-	return &memIndex{blobs: make(map[hashKey]memEntry), names: []string{""}, ids: map[string]uint8{"": 0}}
+	return &memIndex{blobs: make(map[hashKey]memEntry), pinned: map[hashKey]int{}, names: []string{""}, ids: map[string]uint8{"": 0}}
 }
 
 // intern returns the id of a build system label.
@@ -131,6 +135,9 @@ func (m *memIndex) victims(policy string, need int64) []victim {
 	}
 	all := make([]cand, 0, len(m.blobs))
 	for h, e := range m.blobs {
+		if m.pinned[h] > 0 {
+			continue
+		}
 		c := cand{victim: victim{h, e.size}}
 		switch policy {
 		case PolicyLFU:

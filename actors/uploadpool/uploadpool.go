@@ -177,6 +177,7 @@ func (a *Actor) load() (int, error) {
 		if err := json.Unmarshal(e.Value, j); err != nil {
 			return fmt.Errorf("decode upload job %s/%d: %w", e.Upstream, e.Seq, err)
 		}
+		a.opts.Store.Pin(j.Meta.Hash)
 		t.pending = append(t.pending, j)
 		t.depth.Add(1)
 		n++
@@ -221,6 +222,7 @@ func (a *Actor) enqueue(ctx actor.Context, m *messages.Upload) *messages.UploadR
 	}
 	for i, j := range jobs {
 		t := targets[i]
+		a.opts.Store.Pin(j.Meta.Hash) // until forget: never evicted before it is uploaded
 		t.pending = append(t.pending, j)
 		t.depth.Add(1)
 		a.dispatch(ctx, t)
@@ -294,6 +296,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 // forget removes a finished job from Badger and from the depth gauge.
 func (a *Actor) forget(t *target, j *job) {
 	t.depth.Add(-1)
+	a.opts.Store.Unpin(j.Meta.Hash)
 	if err := a.opts.Store.Queue().Remove(t.name, j.seq); err != nil {
 		a.opts.Logger.Warn("removing finished upload job failed", "err", err)
 	}

@@ -45,7 +45,7 @@ type memIndex struct {
 	// is never evicted from the only tier that holds it.
 	pinned map[hashKey]int
 	used   int64
-	dirty int // entries with dirty set
+	dirty  int // entries with dirty set
 	// names interns build system labels (a handful in practice: gradle,
 	// bazel, nx, ...); past 255 distinct labels the rest share "other".
 	names []string

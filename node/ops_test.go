@@ -338,6 +338,12 @@ func TestAdminEvictAndClear(t *testing.T) {
 	for i := range 6 {
 		gradlePut(t, n, fmt.Sprintf("%032x", i), randomBytes(t, 10_000))
 	}
+	// A blob still owed to the upstream is pinned against eviction: wait
+	// until all six are written through, so the eviction below may take any.
+	for i := range 6 {
+		ref := messages.Ref{Namespace: "gradle", Key: fmt.Sprintf("%032x", i)}
+		eventually(t, "write-through to the permanent upstream", func() bool { return localHas(regional, ref) })
+	}
 	mustAPI(t, n, "GET", "/api/v1/artifacts", nil) // warm the listing cache: eviction must invalidate it
 
 	for _, body := range []any{map[string]any{}, map[string]any{"target_size_bytes": -1},
@@ -362,8 +368,6 @@ func TestAdminEvictAndClear(t *testing.T) {
 			t.Errorf("clear %v: %d %v, want 400 with a message", body, code, out)
 		}
 	}
-	ref := messages.Ref{Namespace: "gradle", Key: fmt.Sprintf("%032x", 5)}
-	eventually(t, "write-through to the permanent upstream", func() bool { return localHas(regional, ref) })
 	out = mustAPI(t, n, "POST", "/api/v1/admin/clear", map[string]any{"confirm": true})
 	if out["cleared"] != true || num(out, "removed_objects") != 2 {
 		t.Fatalf("clear: %v", out)

@@ -90,7 +90,7 @@ func TestChunkedRefusals(t *testing.T) {
 		t.Fatalf("short: %v", res.Outcome)
 	}
 	// A digest that does not match leaves nothing behind.
-	probe, err := cache.Stage("", -1)
+	probe, err := cache.Stage("", 1<<20) // declared over the inline bound: a file
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,11 @@ func TestChunkedRefusals(t *testing.T) {
 	probe.Discard()
 	files := func() int { e, _ := os.ReadDir(tmp); return len(e) }
 	up = begin(0)
-	up.Append(bytes.NewReader([]byte("content")), -1)
+	content := bytes.Repeat([]byte("content"), 20000) // over the inline bound: staged in a file
+	up.Append(bytes.NewReader(content), -1)
 	before := files()
 	blob, res := up.Finish(sha([]byte("other")))
-	if res.Outcome != adapters.Invalid || blob != nil || res.Hash != sha([]byte("content")) {
+	if res.Outcome != adapters.Invalid || blob != nil || res.Hash != sha(content) {
 		t.Fatalf("wrong digest: %+v", res)
 	}
 	if after := files(); after != before-1 {

@@ -63,6 +63,10 @@ type Upload struct {
 	// protocol verifies itself (S3's MD5 ETag and x-amz-checksum-*). The
 	// adapter checks them between Receive and Commit.
 	Also io.Writer
+	// Held marks a blob kept across requests in numbers the client chooses
+	// (S3 multipart parts): it is staged in a file even when it is small
+	// enough to stay in memory.
+	Held bool
 }
 
 // Result is an upload's outcome with what the adapter needs to answer.
@@ -77,10 +81,11 @@ type Result struct {
 	Err error
 }
 
-// Receive streams up.Body into a sealed staging file: hashed as it is
-// written, bounded by the declared length and by up.Max, verified against
-// up.Hash, made durable. On any outcome but Stored nothing is left on disk
-// and the returned blob is nil. The caller owns a returned blob: it must
+// Receive streams up.Body into a sealed staging blob (in memory when small
+// enough to be stored inline, else a file): hashed as it is written,
+// bounded by the declared length and by up.Max, verified against up.Hash,
+// made durable. On any outcome but Stored nothing is left on disk and the
+// returned blob is nil. The caller owns a returned blob: it must
 // Commit it or Discard it.
 func Receive(cache Cache, up Upload) (*store.Staged, Result) {
 	if up.Max > 0 && up.Length > up.Max {
@@ -118,6 +123,12 @@ func Receive(cache Cache, up Upload) (*store.Staged, Result) {
 	}
 	if err := staged.Seal(); err != nil {
 		return nil, classify(err, n)
+	}
+	if up.Held {
+		if err := staged.Spill(); err != nil {
+			staged.Discard()
+			return nil, classify(fmt.Errorf("stage upload: %w", err), n)
+		}
 	}
 	return staged, Result{Outcome: Stored, Size: n, Hash: staged.Hash()}
 }

@@ -73,9 +73,11 @@ type Get struct {
 }
 
 // GetResult answers Get. When Found, the bytes are either Body (a stream the
-// receiver must close) or, for a local hit, the file at Path, which the
-// receiver opens itself: open(2) then runs in the receiver's goroutine, not
-// in the local tier's mailbox (router.Cache does this for adapters).
+// receiver must close) or, for a local hit, located by Meta and Path (the
+// blob's file; "" for a blob stored inline in the index), which the
+// receiver opens itself with store.OpenBody: open(2) then runs in the
+// receiver's goroutine, not in the local tier's mailbox (router.Cache does
+// this for adapters).
 type GetResult struct {
 	Found bool
 	Meta  Meta

@@ -18,6 +18,7 @@ const (
 	prefixKey  = "k/" // k/<namespace>\x00<key>      -> keyValue
 	prefixBlob = "b/" // b/<hash hex>                -> blobValue
 	prefixRef  = "r/" // r/<hash hex>/<namespace>\x00<key> -> empty
+	prefixData = "d/" // d/<hash hex>                -> the body of an inline blob
 )
 
 // keySep separates namespace from key inside index keys. Namespaces contain
@@ -54,6 +55,8 @@ func keyIndexKey(name []byte) []byte { return append([]byte(prefixKey), name...)
 
 func blobIndexKey(h hashKey) []byte { return []byte(prefixBlob + h.String()) }
 
+func dataKey(h hashKey) []byte { return []byte(prefixData + h.String()) }
+
 func refPrefix(h hashKey) []byte { return []byte(prefixRef + h.String() + "/") }
 
 func refIndexKey(h hashKey, name []byte) []byte { return append(refPrefix(h), name...) }
@@ -68,6 +71,7 @@ type blobValue struct {
 	lastAccess  int64
 	accessCount uint64
 	cas         bool // stored through the CAS namespace: keeps the blob alive without key refs
+	inline      bool // the body is the d/ entry, not a file under blobs/
 	buildSystem string
 }
 
@@ -84,6 +88,9 @@ func (v blobValue) encode() []byte {
 	if v.cas {
 		flags |= 1
 	}
+	if v.inline {
+		flags |= 2
+	}
 	b = append(b, flags)
 	return appendString(b, v.buildSystem)
 }
@@ -98,7 +105,8 @@ func decodeBlobValue(b []byte) (blobValue, error) {
 	v.created = d.varint()
 	v.lastAccess = d.varint()
 	v.accessCount = d.uvarint()
-	v.cas = d.byte()&1 != 0
+	flags := d.byte()
+	v.cas, v.inline = flags&1 != 0, flags&2 != 0
 	v.buildSystem = d.string()
 	return v, d.err
 }

@@ -62,7 +62,8 @@ func (s *Store) evictLocked(target int64, policy, reason string) (int, int64, []
 }
 
 // removeBlobs deletes blobs: from memory, then their files (disk is freed
-// at once), then their b/ entries, reverse refs and the keys those name.
+// at once), then their b/ entries, inline bodies, reverse refs and the keys
+// those name.
 // reason "" removes silently (Delete); otherwise OnEvict hears of each.
 // The caller holds wmu.
 func (s *Store) removeBlobs(hashes []hashKey, reason string) (int, int64, []EvictEvent, error) {
@@ -82,8 +83,10 @@ func (s *Store) removeBlobs(hashes []hashKey, reason string) (int, int64, []Evic
 			gone = append(gone, h)
 			continue
 		}
-		if err := os.Remove(s.blobPath(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn("remove blob file", "hash", h.String(), "err", err)
+		if !e.inline {
+			if err := os.Remove(s.blobPath(h)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("remove blob file", "hash", h.String(), "err", err)
+			}
 		}
 		gone = append(gone, h)
 		removed++
@@ -98,8 +101,9 @@ func (s *Store) removeBlobs(hashes []hashKey, reason string) (int, int64, []Evic
 	return removed, freed, events, err
 }
 
-// deleteBlobIndex deletes b/<h>, its reverse refs, and each key still
-// resolving to h (a key rewritten to other content keeps its new value).
+// deleteBlobIndex deletes b/<h>, its inline body d/<h> if any, its reverse
+// refs, and each key still resolving to h (a key rewritten to other content
+// keeps its new value).
 func deleteBlobIndex(txn *badger.Txn, h hashKey) error {
 	var refs [][]byte
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: refPrefix(h)})
@@ -121,6 +125,9 @@ func deleteBlobIndex(txn *badger.Txn, h hashKey) error {
 		if err := txn.Delete(r); err != nil {
 			return err
 		}
+	}
+	if err := txn.Delete(dataKey(h)); err != nil {
+		return err
 	}
 	return txn.Delete(blobIndexKey(h))
 }

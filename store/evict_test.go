@@ -71,8 +71,8 @@ func TestEvictionOrder(t *testing.T) {
 			if len(events) != 2 || events[0].Reason != "size" || events[0].Size != 100 {
 				t.Errorf("OnEvict events = %+v", events)
 			}
-			if n := len(files(t, filepath.Join(s.opts.Dir, "blobs"))); n != 9 {
-				t.Errorf("%d blob files on disk, want 9: eviction must free disk at once", n)
+			if n := bodies(t, s); n != 9 {
+				t.Errorf("%d blob bodies stored, want 9: eviction must remove bodies at once", n)
 			}
 		})
 	}
@@ -123,8 +123,8 @@ func TestTooLargeArtifactIsErrFullAndEvictsNothing(t *testing.T) {
 	if used, objs := s.Usage(); used != 500 || objs != 5 {
 		t.Errorf("usage = %d, %d: a refused write must not evict", used, objs)
 	}
-	if n := len(files(t, filepath.Join(s.opts.Dir, "blobs"))); n != 5 {
-		t.Errorf("%d blob files, want 5", n)
+	if n := bodies(t, s); n != 5 {
+		t.Errorf("%d blob bodies, want 5", n)
 	}
 	if f := files(t, filepath.Join(s.opts.Dir, "tmp")); len(f) != 0 {
 		t.Errorf("staging left: %v", f)

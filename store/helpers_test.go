@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
@@ -93,6 +95,25 @@ func present(t testing.TB, s *Store, ref messages.Ref) bool {
 	t.Helper()
 	_, err := s.BlobMeta(ref.Key)
 	return err == nil
+}
+
+// bodies counts the blob bodies the store holds on disk: files under blobs/
+// and inline bodies (d/ entries) in the index.
+func bodies(t testing.TB, s *Store) int {
+	t.Helper()
+	n := len(files(t, filepath.Join(s.opts.Dir, "blobs")))
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixData)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // files lists the regular files under dir.

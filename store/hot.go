@@ -63,25 +63,41 @@ type hotBody struct{ *bytes.Reader }
 
 func (hotBody) Close() error { return nil }
 
-// OpenBody opens a blob found by Locate like OpenLocated, serving small
-// blobs from the hot tier when it holds them and admitting them when not.
-// The body is an *os.File for blobs the hot tier does not keep.
+// OpenBody opens a blob found by Locate (path "" for an inline blob),
+// serving small blobs from the hot tier when it holds them and admitting
+// them when not. The body is an *os.File for file blobs the hot tier does
+// not keep.
 func (s *Store) OpenBody(meta messages.Meta, path string) (io.ReadCloser, error) {
 	hot := s.hot
 	if hot == nil || meta.Size > hot.maxObject {
+		if path == "" {
+			b, err := s.readInline(meta)
+			if err != nil {
+				return nil, err
+			}
+			return hotBody{bytes.NewReader(b)}, nil
+		}
 		return s.OpenLocated(meta, path)
 	}
 	if b, ok := hot.c.Get(meta.Hash); ok && int64(len(b)) == meta.Size {
 		return hotBody{bytes.NewReader(b)}, nil
 	}
-	f, err := s.OpenLocated(meta, path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, meta.Size)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("store: read blob %s: %w", meta.Hash, err)
+	var b []byte
+	if path == "" {
+		var err error
+		if b, err = s.readInline(meta); err != nil {
+			return nil, err
+		}
+	} else {
+		f, err := s.OpenLocated(meta, path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b = make([]byte, meta.Size)
+		if _, err := io.ReadFull(f, b); err != nil {
+			return nil, fmt.Errorf("store: read blob %s: %w", meta.Hash, err)
+		}
 	}
 	if h, err := parseHash(meta.Hash); err == nil {
 		s.mu.Lock()

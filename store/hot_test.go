@@ -10,7 +10,7 @@ import (
 // behind the store's back, it still reads whole. Delete, eviction and Clear
 // take it out of the hot tier with the blob.
 func TestHotTierServesAndForgets(t *testing.T) {
-	s := openStore(t, Options{HotSize: 1 << 20})
+	s := openStore(t, Options{HotSize: 1 << 20, InlineMax: -1}) // files, so the test can remove one
 	small, large := content(1, 4096), content(2, DefaultHotMaxObject+1)
 	ms := put(t, s, key("small"), small)
 	ml := put(t, s, key("large"), large)

@@ -31,6 +31,7 @@ type memEntry struct {
 	lastAccess  int64
 	accessCount uint64
 	cas         bool
+	inline      bool // the body lives in the index (d/), not in a file
 	dirty       bool // access stats changed since they were last written to Badger
 	// bs is the blob's build system as an index into memIndex.names, so the
 	// operations API can list and group blobs from memory alone.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +16,12 @@ import (
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// Open returns an artifact's metadata and its content. The reader is the
-// blob's *os.File (type-assert it for sendfile or http.ServeContent); the
-// caller closes it. Eviction may unlink the file meanwhile: an open file
-// stays readable. A miss, or an entry whose file is gone or has the wrong
-// size, is tier.ErrNotFound (the broken entry is dropped).
+// Open returns an artifact's metadata and its content; the caller closes
+// it. The reader is the blob's *os.File for blobs with a file of their own
+// (type-assert it for sendfile or http.ServeContent), and an in-memory
+// reader for inline and hot blobs. Eviction may unlink the file meanwhile:
+// an open file stays readable. A miss, or an entry whose body is gone or has
+// the wrong size, is tier.ErrNotFound (the broken entry is dropped).
 func (s *Store) Open(ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 	meta, path, err := s.Locate(ref)
 	if err != nil {
@@ -34,15 +36,27 @@ func (s *Store) Open(ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 
 // OpenBlob opens a blob by hash without counting an access: background
 // readers (the upload pool copying it to upstreams) must not make an
-// artifact look recently or frequently used to the eviction policy.
-func (s *Store) OpenBlob(hash string) (messages.Meta, *os.File, error) {
-	meta, err := s.BlobMeta(hash)
-	if err != nil {
-		return messages.Meta{}, nil, err
-	}
+// artifact look recently or frequently used to the eviction policy. The
+// body is an *os.File or, for inline blobs, a *bytes.Reader-backed reader
+// (both seek).
+func (s *Store) OpenBlob(hash string) (messages.Meta, io.ReadCloser, error) {
 	h, err := parseHash(hash)
 	if err != nil {
 		return messages.Meta{}, nil, fmt.Errorf("store: %w", err)
+	}
+	s.mu.Lock()
+	e, ok := s.idx.blobs[h]
+	s.mu.Unlock()
+	if !ok {
+		return messages.Meta{}, nil, fmt.Errorf("store: blob %s: %w", hash, tier.ErrNotFound)
+	}
+	meta := s.metaFor(h, e, nil)
+	if e.inline {
+		b, err := s.readInline(meta)
+		if err != nil {
+			return messages.Meta{}, nil, err
+		}
+		return meta, hotBody{bytes.NewReader(b)}, nil
 	}
 	f, err := s.OpenLocated(meta, s.blobPath(h))
 	if err != nil {
@@ -53,14 +67,48 @@ func (s *Store) OpenBlob(hash string) (messages.Meta, *os.File, error) {
 
 // Locate resolves ref to its blob's metadata and file path and counts the
 // access, without any file system call: the local tier actor answers reads
-// with it and the reader opens the file in its own goroutine (OpenLocated),
-// so open(2) never serialises reads in the actor's mailbox.
+// with it and the reader opens the body in its own goroutine (OpenBody),
+// so open(2) never serialises reads in the actor's mailbox. The path is ""
+// for an inline blob, whose body is in the index.
 func (s *Store) Locate(ref messages.Ref) (messages.Meta, string, error) {
 	h, e, kv, err := s.lookup(ref)
 	if err != nil {
 		return messages.Meta{}, "", err
 	}
+	if e.inline {
+		return s.metaFor(h, e, kv), "", nil
+	}
 	return s.metaFor(h, e, kv), s.blobPath(h), nil
+}
+
+// readInline reads an inline blob's body from the index. A body that is
+// missing or of the wrong size (outside damage: it commits with its entry)
+// drops the entry and is tier.ErrNotFound.
+func (s *Store) readInline(meta messages.Meta) ([]byte, error) {
+	h, err := parseHash(meta.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	var b []byte
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(dataKey(h))
+		if err != nil {
+			return err
+		}
+		b, err = item.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		s.dropBroken(h)
+		return nil, fmt.Errorf("store: blob %s: inline body missing: %w", meta.Hash, tier.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("store: read inline blob %s: %w", meta.Hash, err)
+	case int64(len(b)) != meta.Size:
+		s.dropBroken(h)
+		return nil, fmt.Errorf("store: blob %s is %d bytes, index says %d: %w", meta.Hash, len(b), meta.Size, tier.ErrNotFound)
+	}
+	return b, nil
 }
 
 // OpenLocated opens a blob found by Locate and checks its size against the
@@ -104,6 +152,9 @@ func (s *Store) Stat(ref messages.Ref) (messages.Meta, error) {
 	h, e, kv, err := s.lookup(ref)
 	if err != nil {
 		return messages.Meta{}, err
+	}
+	if e.inline {
+		return s.metaFor(h, e, kv), nil
 	}
 	select {
 	case <-s.verified:
@@ -222,7 +273,14 @@ func (s *Store) dropBroken(h hashKey) {
 	e, ok := s.idx.blobs[h]
 	s.mu.Unlock()
 	reason := "missing"
-	if ok {
+	if ok && e.inline {
+		if b, err := s.inlineSize(h); err == nil && b == e.size {
+			s.wmu.Unlock()
+			return
+		} else if err == nil {
+			reason = "corrupt"
+		}
+	} else if ok {
 		fi, err := os.Stat(s.blobPath(h))
 		if err == nil && fi.Size() == e.size {
 			s.wmu.Unlock()
@@ -238,6 +296,21 @@ func (s *Store) dropBroken(h hashKey) {
 		s.log.Warn("drop broken blob", "hash", h.String(), "err", err)
 	}
 	s.emit(events)
+}
+
+// inlineSize is the length of h's inline body (badger.ErrKeyNotFound when
+// there is none).
+func (s *Store) inlineSize(h hashKey) (int64, error) {
+	var n int64
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(dataKey(h))
+		if err != nil {
+			return err
+		}
+		n = item.ValueSize()
+		return nil
+	})
+	return n, err
 }
 
 func (s *Store) metaFor(h hashKey, e memEntry, kv *keyValue) messages.Meta {

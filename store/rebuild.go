@@ -35,9 +35,13 @@ func (s *Store) rebuild() ([]hashKey, []EvictEvent, error) {
 			return nil, nil, err
 		}
 	}
+	// Inline blobs have no file to check: their body commits in the same
+	// transaction as their entry.
 	loaded := make([]hashKey, 0, len(s.idx.blobs))
-	for h := range s.idx.blobs {
-		loaded = append(loaded, h)
+	for h, e := range s.idx.blobs {
+		if !e.inline {
+			loaded = append(loaded, h)
+		}
 	}
 	return loaded, events, nil
 }
@@ -73,7 +77,7 @@ func (s *Store) verifyDisk(loaded []hashKey) {
 		s.mu.Lock()
 		e, known := s.idx.blobs[h]
 		s.mu.Unlock()
-		if !known {
+		if !known || e.inline {
 			s.removeOrphan(h)
 			return nil
 		}
@@ -96,16 +100,17 @@ func (s *Store) verifyDisk(loaded []hashKey) {
 	}
 }
 
-// removeOrphan deletes a blob file that no index entry accounts for. Under
-// wmu no commit is between placing a file and indexing it, so a file still
-// unknown then is truly an orphan.
+// removeOrphan deletes a blob file that no index entry accounts for (or
+// whose entry says the body is inline). Under wmu no commit is between
+// placing a file and indexing it, so a file still unknown then is truly an
+// orphan.
 func (s *Store) removeOrphan(h hashKey) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	_, known := s.idx.blobs[h]
+	e, known := s.idx.blobs[h]
 	s.mu.Unlock()
-	if known {
+	if known && !e.inline {
 		return
 	}
 	s.log.Warn("removing blob file with no index entry", "hash", h.String())
@@ -156,7 +161,7 @@ func (s *Store) loadIndex() ([]hashKey, error) {
 				continue
 			}
 			s.idx.put(h, memEntry{size: bv.size, created: bv.created, lastAccess: bv.lastAccess,
-				accessCount: bv.accessCount, cas: bv.cas, bs: s.idx.intern(bv.buildSystem)})
+				accessCount: bv.accessCount, cas: bv.cas, inline: bv.inline, bs: s.idx.intern(bv.buildSystem)})
 		}
 		return nil
 	})

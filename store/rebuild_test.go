@@ -45,7 +45,7 @@ func TestReopenPreservesUsageAndOrder(t *testing.T) {
 
 func TestStartupHygiene(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, Options{Dir: dir})
+	s := openStore(t, Options{Dir: dir, InlineMax: -1}) // files, to break behind the store's back
 	a, b, c := content(1, 300), content(2, 400), content(3, 500)
 	put(t, s, key("a"), a)
 	put(t, s, key("b"), b)
@@ -69,7 +69,7 @@ func TestStartupHygiene(t *testing.T) {
 
 	var events []EvictEvent
 	var mu sync.Mutex
-	s, err := Open(Options{Dir: dir, OnEvict: func(e EvictEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	s, err := Open(Options{Dir: dir, InlineMax: -1, OnEvict: func(e EvictEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestStartupHygiene(t *testing.T) {
 
 func TestReadsDropEntriesWhoseFileIsBroken(t *testing.T) {
 	var events []EvictEvent
-	s := openStore(t, Options{OnEvict: func(e EvictEvent) { events = append(events, e) }})
+	s := openStore(t, Options{InlineMax: -1, OnEvict: func(e EvictEvent) { events = append(events, e) }})
 	a, b := content(1, 300), content(2, 400)
 	put(t, s, key("a"), a)
 	put(t, s, cas(b), b)

@@ -1,56 +1,73 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"syscall"
 
 	"github.com/tuist/fabrik-node/tier"
 )
 
-// Stager creates staging files in the store's tmp directory. Adapters stream
-// request bodies into a Staged file in their own goroutine, so that hashing,
-// disk writes and fsync never happen inside an actor's mailbox.
+// Stager creates staging blobs for the store. Adapters stream request bodies
+// into a Staged blob in their own goroutine, so that hashing, disk writes and
+// fsync never happen inside an actor's mailbox.
+//
+// A blob that fits in inlineMax bytes is staged in memory and committed into
+// the index itself (see "Inline blobs" in the package doc): a file create and
+// a rename per 4 KiB artifact were most of a small PUT's cost. Anything
+// larger, or that grows past inlineMax, is staged in a file in dir.
 type Stager struct {
-	dir   string
-	fsync bool
+	dir       string
+	fsync     bool
+	inlineMax int64
 }
 
-// NewStager returns a Stager writing into dir (created if missing).
-func NewStager(dir string, fsync bool) (*Stager, error) {
+// NewStager returns a Stager writing into dir (created if missing). Blobs of
+// up to inlineMax bytes stay in memory (0 or less: every blob gets a file).
+func NewStager(dir string, fsync bool, inlineMax int64) (*Stager, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create staging dir: %w", err)
 	}
-	return &Stager{dir: dir, fsync: fsync}, nil
+	return &Stager{dir: dir, fsync: fsync, inlineMax: max(inlineMax, 0)}, nil
 }
 
 // Dir is the staging directory (tests count what an upload left behind).
 func (s *Stager) Dir() string { return s.dir }
 
-// New opens a staging file. expectHash ("" when the protocol gives none) and
-// expectSize (-1 when unknown) are verified by Seal.
+// New starts a staging blob. expectHash ("" when the protocol gives none)
+// and expectSize (-1 when unknown) are verified by Seal. A blob declared to
+// fit the inline bound, or of unknown size, starts in memory; one declared
+// larger gets its file at once.
 func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
-	f, err := os.CreateTemp(s.dir, "stage-*")
-	if err != nil {
-		return nil, fmt.Errorf("create staging file: %w", diskFull(err))
+	st := &Staged{stager: s, h: sha256.New(), expectHash: expectHash, expectSize: expectSize}
+	if expectSize > s.inlineMax {
+		if err := st.spill(); err != nil {
+			return nil, err
+		}
+	} else if expectSize > 0 {
+		st.buf = make([]byte, 0, expectSize)
 	}
-	return &Staged{f: f, h: sha256.New(), expectHash: expectHash, expectSize: expectSize, fsync: s.fsync}, nil
+	return st, nil
 }
 
 // Staged is a blob being received: every byte is hashed as it is written, so
 // the content is read exactly once. Sealed, it travels to the local tier in
-// a local.Put.
+// a local.Put. It lives in memory (buf) until it outgrows the inline bound,
+// then in a staging file (f); a blob never moves back.
 type Staged struct {
-	f          *os.File
+	stager     *Stager
+	f          *os.File // nil while the blob is in memory
+	buf        []byte
 	h          hash.Hash
 	n          int64
 	expectHash string
 	expectSize int64
-	fsync      bool
 	hash       string
 	sealed     bool
 	discarded  bool
@@ -62,6 +79,17 @@ func (s *Staged) Write(p []byte) (int, error) {
 	if s.expectSize >= 0 && s.n+int64(len(p)) > s.expectSize {
 		return 0, fmt.Errorf("%w: body longer than the declared %d bytes", tier.ErrInvalid, s.expectSize)
 	}
+	if s.f == nil {
+		if s.n+int64(len(p)) <= s.stager.inlineMax {
+			s.buf = append(s.buf, p...)
+			s.h.Write(p)
+			s.n += int64(len(p))
+			return len(p), nil
+		}
+		if err := s.spill(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := s.f.Write(p)
 	s.h.Write(p[:n])
 	s.n += int64(n)
@@ -69,6 +97,46 @@ func (s *Staged) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("write staging file: %w", diskFull(err))
 	}
 	return n, nil
+}
+
+// Spill moves an in-memory blob, sealed or not, into a staging file: for
+// blobs held across requests in numbers the client chooses (S3 multipart
+// parts), which must not pile up in memory. A blob already in a file is
+// left alone.
+func (s *Staged) Spill() error {
+	if s.f != nil || s.discarded {
+		return nil
+	}
+	if err := s.spill(); err != nil {
+		return err
+	}
+	if !s.sealed {
+		return nil
+	}
+	if s.stager.fsync {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("sync staging file: %w", diskFull(err))
+		}
+	}
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("close staging file: %w", diskFull(err))
+	}
+	return nil
+}
+
+// spill moves the blob from memory into a new staging file.
+func (s *Staged) spill() error {
+	f, err := os.CreateTemp(s.stager.dir, "stage-*")
+	if err != nil {
+		return fmt.Errorf("create staging file: %w", diskFull(err))
+	}
+	if _, err := f.Write(s.buf); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("write staging file: %w", diskFull(err))
+	}
+	s.f, s.buf = f, nil
+	return nil
 }
 
 // diskFull marks a file system out of space (or quota) as tier.ErrFull, so
@@ -84,8 +152,8 @@ func diskFull(err error) error {
 // Written is the number of bytes received so far.
 func (s *Staged) Written() int64 { return s.n }
 
-// Seal verifies size and hash, makes the file durable and closes it. On error
-// the file is removed: a rejected upload leaves nothing behind.
+// Seal verifies size and hash, makes a staging file durable and closes it.
+// On error the blob is discarded: a rejected upload leaves nothing behind.
 func (s *Staged) Seal() error {
 	sum := hex.EncodeToString(s.h.Sum(nil))
 	switch {
@@ -96,22 +164,49 @@ func (s *Staged) Seal() error {
 		s.Discard()
 		return fmt.Errorf("%w: content hash is %s, expected %s", tier.ErrInvalid, sum, s.expectHash)
 	}
-	if s.fsync {
-		if err := s.f.Sync(); err != nil {
-			s.Discard()
-			return fmt.Errorf("sync staging file: %w", diskFull(err))
+	if s.f != nil {
+		if s.stager.fsync {
+			if err := s.f.Sync(); err != nil {
+				s.Discard()
+				return fmt.Errorf("sync staging file: %w", diskFull(err))
+			}
 		}
-	}
-	if err := s.f.Close(); err != nil {
-		s.Discard()
-		return fmt.Errorf("close staging file: %w", diskFull(err))
+		if err := s.f.Close(); err != nil {
+			s.Discard()
+			return fmt.Errorf("close staging file: %w", diskFull(err))
+		}
 	}
 	s.hash, s.sealed = sum, true
 	return nil
 }
 
-// Path is the staging file's location.
-func (s *Staged) Path() string { return s.f.Name() }
+// Inline reports whether the blob is held in memory (it will be committed
+// into the index rather than as a file of its own).
+func (s *Staged) Inline() bool { return s.f == nil }
+
+// Open reads a sealed blob back from the start (S3 multipart concatenates
+// its staged parts this way). The caller closes it.
+func (s *Staged) Open() (io.ReadCloser, error) {
+	if !s.sealed || s.discarded {
+		return nil, errors.New("store: staged blob is not sealed")
+	}
+	if s.f == nil {
+		return io.NopCloser(bytes.NewReader(s.buf)), nil
+	}
+	f, err := os.Open(s.f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("open staged blob: %w", err)
+	}
+	return f, nil
+}
+
+// Path is the staging file's location, "" while the blob is in memory.
+func (s *Staged) Path() string {
+	if s.f == nil {
+		return ""
+	}
+	return s.f.Name()
+}
 
 // Hash is the verified SHA-256 (valid after Seal).
 func (s *Staged) Hash() string { return s.hash }
@@ -119,13 +214,17 @@ func (s *Staged) Hash() string { return s.hash }
 // Size is the number of bytes staged.
 func (s *Staged) Size() int64 { return s.n }
 
-// Discard removes the staging file. Safe to call more than once and after a
-// commit moved the file away.
+// Discard drops the blob and removes its staging file. Safe to call more
+// than once and after a commit moved the file away.
 func (s *Staged) Discard() {
 	if s.discarded {
 		return
 	}
 	s.discarded = true
+	s.buf = nil
+	if s.f == nil {
+		return
+	}
 	if !s.sealed {
 		s.f.Close()
 	}

@@ -79,7 +79,16 @@ type Options struct {
 	// HotMaxObject is the largest blob the hot tier keeps (default
 	// DefaultHotMaxObject, 64 KiB).
 	HotMaxObject int64
+	// InlineMax is the largest blob stored in the index instead of a file
+	// of its own: 0 means DefaultInlineMax, negative stores every blob as a
+	// file.
+	InlineMax int64
 }
+
+// DefaultInlineMax is the largest blob stored inline by default. Build
+// outputs are mostly small (class files, object files, action results),
+// and below this size a file create and rename cost more than the bytes.
+const DefaultInlineMax = 64 << 10
 
 // EvictEvent describes one blob leaving the store.
 type EvictEvent struct {
@@ -165,7 +174,11 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(s.blobDir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create blob dir: %w", err)
 	}
-	st, err := NewStager(s.tmpDir, opts.Fsync)
+	inlineMax := opts.InlineMax
+	if inlineMax == 0 {
+		inlineMax = DefaultInlineMax
+	}
+	st, err := NewStager(s.tmpDir, opts.Fsync, inlineMax)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -86,7 +87,7 @@ func (s *Store) Commit(ref messages.Ref, meta messages.Meta, blob *Staged) (mess
 }
 
 func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta messages.Meta, blob *Staged) (messages.Meta, []EvictEvent, error) {
-	size, now := blob.Size(), s.now().UnixNano()
+	size, now, inline := blob.Size(), s.now().UnixNano(), blob.Inline()
 	s.mu.Lock()
 	existing, have := s.idx.blobs[h]
 	maxSize, used, policy := s.maxSize, s.idx.used, s.policy
@@ -107,18 +108,20 @@ func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta mess
 				return messages.Meta{}, events, fmt.Errorf("store: no room for %s (%d bytes): %w", ref, size, tier.ErrFull)
 			}
 		}
-		if err := s.place(h, blob); err != nil {
-			return messages.Meta{}, events, fmt.Errorf("store: place %s: %w", ref, err)
+		if !inline {
+			if err := s.place(h, blob); err != nil {
+				return messages.Meta{}, events, fmt.Errorf("store: place %s: %w", ref, err)
+			}
 		}
 	}
 
 	entry := existing
 	if !have {
-		entry = memEntry{size: size, created: now, lastAccess: now}
+		entry = memEntry{size: size, created: now, lastAccess: now, inline: inline}
 	}
 	entry.cas = entry.cas || ref.IsCAS()
 	bv := blobValue{size: size, created: entry.created, lastAccess: entry.lastAccess,
-		accessCount: entry.accessCount, cas: entry.cas, buildSystem: meta.BuildSystem}
+		accessCount: entry.accessCount, cas: entry.cas, inline: entry.inline, buildSystem: meta.BuildSystem}
 	kv := keyValue{hash: h, size: size, created: now, buildSystem: meta.BuildSystem, attrs: meta.Attrs}
 	var replaced *hashKey
 	err := s.db.Update(func(txn *badger.Txn) error {
@@ -132,6 +135,12 @@ func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta mess
 				}); err != nil {
 					return err
 				}
+			}
+		}
+		if !have && inline {
+			// The body and the entry that makes it visible commit together.
+			if err := txn.Set(dataKey(h), blob.buf); err != nil {
+				return err
 			}
 		}
 		if !have || (ref.IsCAS() && !existing.cas) {
@@ -159,7 +168,7 @@ func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta mess
 		return txn.Set(refIndexKey(h, name), nil)
 	})
 	if err != nil {
-		if !have {
+		if !have && !inline {
 			os.Remove(s.blobPath(h))
 		}
 		return messages.Meta{}, events, fmt.Errorf("store: index %s: %w", ref, err)
@@ -194,7 +203,11 @@ func (s *Store) place(h hashKey, blob *Staged) error {
 	if err := s.ensureShard(h, filepath.Dir(dst)); err != nil {
 		return err
 	}
-	err := os.Rename(blob.Path(), dst)
+	// syscall.Rename, not os.Rename: the latter first lstats the target to
+	// refuse renaming onto a directory, which blobs/ab/<hash> never is, and
+	// that stat was a tenth of a small PUT's system calls.
+	src := blob.f.Name()
+	err := syscall.Rename(src, dst)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Someone removed the shard directory behind our back: forget it
 		// and create it again.
@@ -202,7 +215,7 @@ func (s *Store) place(h hashKey, blob *Staged) error {
 		if err := s.ensureShard(h, filepath.Dir(dst)); err != nil {
 			return err
 		}
-		err = os.Rename(blob.Path(), dst)
+		err = syscall.Rename(src, dst)
 	}
 	if err != nil {
 		return fmt.Errorf("rename into place: %w", err)
@@ -345,7 +358,7 @@ func (s *Store) Clear() error {
 	if err := os.MkdirAll(s.blobDir, 0o755); err != nil {
 		return fmt.Errorf("store: clear blobs: %w", err)
 	}
-	if err := s.db.DropPrefix([]byte(prefixKey), []byte(prefixBlob), []byte(prefixRef)); err != nil {
+	if err := s.db.DropPrefix([]byte(prefixKey), []byte(prefixBlob), []byte(prefixRef), []byte(prefixData)); err != nil {
 		return fmt.Errorf("store: clear index: %w", err)
 	}
 	return nil

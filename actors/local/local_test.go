@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"errors"
 	"log/slog"
@@ -59,9 +60,10 @@ func staged(t *testing.T, st *store.Store, b []byte) *store.Staged {
 var ref = messages.Ref{Namespace: "gradle", Key: "k"}
 
 // Put, Get (a path, not an open file), Stat and Delete through the actor,
-// each answered with its own result type.
+// each answered with its own result type. The artifact gets a file of its
+// own (inline blobs have no path: TestInlineGetHasNoPath).
 func TestPutGetStatDelete(t *testing.T) {
-	st, l := start(t, 0, 0, store.Options{})
+	st, l := start(t, 0, 0, store.Options{InlineMax: -1})
 	b := []byte("artifact bytes")
 	if r := ask[*local.PutResult](t, l, &local.Put{Ref: ref, Blob: staged(t, st, b)}); r.Err != nil {
 		t.Fatal(r.Err)
@@ -91,6 +93,28 @@ func TestPutGetStatDelete(t *testing.T) {
 	}
 	if d := ask[*messages.DeleteResult](t, l, &messages.Delete{Ref: ref}); d.Found {
 		t.Fatal("second Delete reports it found the artifact")
+	}
+}
+
+// A small blob stored inline is located without a path; its body is read
+// from the store's index by whoever serves it.
+func TestInlineGetHasNoPath(t *testing.T) {
+	st, l := start(t, 0, 0, store.Options{})
+	b := []byte("artifact bytes")
+	if r := ask[*local.PutResult](t, l, &local.Put{Ref: ref, Blob: staged(t, st, b)}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	g := ask[*messages.GetResult](t, l, &messages.Get{Ref: ref})
+	if !g.Found || g.Path != "" || g.Body != nil {
+		t.Fatalf("Get = %+v, want a hit without a path", g)
+	}
+	body, err := st.OpenBody(g.Meta, g.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	if got, _ := io.ReadAll(body); !bytes.Equal(got, b) {
+		t.Fatalf("inline body reads %q", got)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,7 +130,9 @@ func (a *Adapter) uploadPart(w http.ResponseWriter, r *http.Request, t target, q
 		writeError(w, r, errNoSuchUpload)
 		return
 	}
-	blob, d, aerr := a.receive(r, q)
+	// A part waits for CompleteMultipartUpload, and the client chooses how
+	// many there are: small ones are staged on disk too, never in memory.
+	blob, d, aerr := a.receive(r, q, true)
 	if aerr != nil {
 		writeError(w, r, aerr)
 		return
@@ -266,10 +267,10 @@ func (a *Adapter) concatenate(parts []*part) (*store.Staged, string, *apiError) 
 	return blob, fmt.Sprintf("%s-%d", hex.EncodeToString(sums.Sum(nil)), len(parts)), nil
 }
 
-// partsReader reads part files one after the other, one open at a time.
+// partsReader reads the staged parts one after the other, one open at a time.
 type partsReader struct {
 	parts []*part
-	f     *os.File
+	f     io.ReadCloser
 }
 
 func (p *partsReader) Read(b []byte) (int, error) {
@@ -278,7 +279,7 @@ func (p *partsReader) Read(b []byte) (int, error) {
 			if len(p.parts) == 0 {
 				return 0, io.EOF
 			}
-			f, err := os.Open(p.parts[0].blob.Path())
+			f, err := p.parts[0].blob.Open()
 			if err != nil {
 				return 0, fmt.Errorf("open part: %w", err)
 			}

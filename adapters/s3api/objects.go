@@ -190,8 +190,9 @@ func parseRange(h string, size int64) (start, length int64, partial, ok bool) {
 }
 
 // receive stages a request body through the shared write path, checking
-// every digest the client declared. The caller owns the returned blob.
-func (a *Adapter) receive(r *http.Request, q *request) (*store.Staged, *digests, *apiError) {
+// every digest the client declared; held is adapters.Upload.Held. The
+// caller owns the returned blob.
+func (a *Adapter) receive(r *http.Request, q *request, held bool) (*store.Staged, *digests, *apiError) {
 	d, aerr := newDigests(r.Header)
 	if aerr != nil {
 		return nil, nil, aerr
@@ -208,7 +209,7 @@ func (a *Adapter) receive(r *http.Request, q *request) (*store.Staged, *digests,
 		chunked = newChunkedReader(r.Body, q)
 		body = chunked
 	}
-	up := adapters.Upload{Body: body, Length: length, Hash: q.payloadHash(), Max: a.opts.MaxArtifactSize, Also: d}
+	up := adapters.Upload{Body: body, Length: length, Hash: q.payloadHash(), Max: a.opts.MaxArtifactSize, Also: d, Held: held}
 	blob, res := adapters.Receive(a.cache, up)
 	a.opts.Metrics.Uploaded(res.Size)
 	if res.Outcome != adapters.Stored {
@@ -246,7 +247,7 @@ func (a *Adapter) putObject(w http.ResponseWriter, r *http.Request, t target, q 
 			return
 		}
 	}
-	blob, d, aerr := a.receive(r, q)
+	blob, d, aerr := a.receive(r, q, false)
 	if aerr != nil {
 		writeError(w, r, aerr)
 		return

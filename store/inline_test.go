@@ -1,0 +1,178 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/tuist/fabrik-node/messages"
+	"github.com/tuist/fabrik-node/tier"
+)
+
+// Blobs up to InlineMax are stored in the index, with no file of their own,
+// whatever the path they arrive by (declared size, unknown size); larger ones
+// and ones that grow past the bound get files. Both kinds read back whole,
+// survive a reopen and the start-up check, and leave with delete, eviction
+// and Clear.
+func TestInlineAndFileBlobs(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, Options{Dir: dir, InlineMax: 8 << 10})
+	small, edge, large := content(1, 4096), content(2, 8<<10), content(3, 8<<10+1)
+	put(t, s, key("small"), small) // declared size
+	put(t, s, cas(edge), edge)
+	// Unknown size: staged in memory, spilled to a file once past the bound.
+	if _, err := s.PutReader(key("large"), messages.Meta{}, bytes.NewReader(large)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutReader(key("unsized"), messages.Meta{}, bytes.NewReader(content(4, 100))); err != nil {
+		t.Fatal(err)
+	}
+	if f := files(t, filepath.Join(dir, "blobs")); len(f) != 1 || filepath.Base(f[0]) != sum(large) {
+		t.Fatalf("blob files = %v, want only the one over the inline bound", f)
+	}
+	if n := bodies(t, s); n != 4 {
+		t.Fatalf("%d bodies, want 4", n)
+	}
+	if f := files(t, filepath.Join(dir, "tmp")); len(f) != 0 {
+		t.Fatalf("staging leftovers: %v", f)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		for ref, want := range map[messages.Ref][]byte{key("small"): small, cas(edge): edge, key("large"): large} {
+			if got := read(t, s, ref); !bytes.Equal(got, want) {
+				t.Fatalf("%s read %d bytes, want its %d", ref, len(got), len(want))
+			}
+			if _, err := s.Stat(ref); err != nil {
+				t.Fatalf("stat %s: %v", ref, err)
+			}
+		}
+		_, r, err := s.Open(key("small"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := r.(*os.File); ok {
+			t.Error("an inline blob was served from a file")
+		}
+		r.Close()
+		// The upload pool's reader seeks (SDK retries rewind the body).
+		_, body, err := s.OpenBlob(sum(small))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(body)
+		if _, ok := body.(io.Seeker); !ok || !bytes.Equal(b, small) {
+			t.Errorf("OpenBlob of an inline blob: %T, %d bytes", body, len(b))
+		}
+		body.Close()
+	}
+	check(s)
+	used, objs := s.Usage()
+	s.Close()
+	s = openStore(t, Options{Dir: dir, InlineMax: 8 << 10})
+	if u, o := s.Usage(); u != used || o != objs {
+		t.Fatalf("usage after reopen and the start-up check = %d, %d; want %d, %d", u, o, used, objs)
+	}
+	check(s)
+
+	if err := s.Delete(key("small")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.EvictTo(0, PolicyLRU); err != nil {
+		t.Fatal(err)
+	}
+	if n := bodies(t, s); n != 0 {
+		t.Fatalf("%d bodies after delete and eviction, want 0", n)
+	}
+	put(t, s, key("again"), small)
+	if err := s.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if n := bodies(t, s); n != 0 || read(t, s, key("again")) != nil {
+		t.Fatalf("Clear left %d bodies", n)
+	}
+}
+
+// An inline body that went missing or changed size behind the store's back
+// (outside damage: it commits with its entry) is a miss that drops the entry,
+// never a short or wrong read.
+func TestReadsDropInlineEntriesWhoseBodyIsBroken(t *testing.T) {
+	var events []EvictEvent
+	s := openStore(t, Options{OnEvict: func(e EvictEvent) { events = append(events, e) }})
+	a, b := content(1, 300), content(2, 400)
+	put(t, s, key("a"), a)
+	put(t, s, cas(b), b)
+	ha, _ := parseHash(sum(a))
+	hb, _ := parseHash(sum(b))
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(dataKey(ha), a[:10]); err != nil {
+			return err
+		}
+		return txn.Delete(dataKey(hb))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Open(key("a")); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("Open of a truncated inline body = %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.OpenBlob(sum(b)); !errors.Is(err, tier.ErrNotFound) {
+		t.Fatalf("OpenBlob of a missing inline body = %v, want ErrNotFound", err)
+	}
+	if used, objs := s.Usage(); used != 0 || objs != 0 {
+		t.Errorf("broken entries still counted: %d, %d", used, objs)
+	}
+	if len(events) != 2 || events[0].Reason != "corrupt" || events[1].Reason != "missing" {
+		t.Errorf("events = %+v", events)
+	}
+	put(t, s, key("a"), a)
+	if !bytes.Equal(read(t, s, key("a")), a) {
+		t.Error("re-stored content not served")
+	}
+}
+
+// A staged blob that outgrows the inline bound moves to a file and keeps
+// every byte; one refused for its hash leaves no file.
+func TestStagedSpillsPastInlineBound(t *testing.T) {
+	st, err := NewStager(t.TempDir(), false, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := content(5, 2500)
+	b, err := st.New(sum(body), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range [][]byte{body[:600], body[600:1000], body[1000:1001], body[1001:]} {
+		if _, err := b.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+		if want := b.Written() <= 1000; b.Inline() != want {
+			t.Fatalf("after %d bytes Inline() = %v", b.Written(), b.Inline())
+		}
+	}
+	if err := b.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatal("spilled blob lost bytes")
+	}
+	b.Discard()
+	bad, _ := st.New(sum([]byte("other")), -1)
+	bad.Write(body)
+	if err := bad.Seal(); !errors.Is(err, tier.ErrInvalid) {
+		t.Fatalf("wrong hash sealed: %v", err)
+	}
+	if left, _ := os.ReadDir(st.Dir()); len(left) != 0 {
+		t.Fatalf("%d staging files left", len(left))
+	}
+}

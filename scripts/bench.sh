@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # make bench: the Go benchmarks of the packages that have them, then load
-# scenarios against real fabrik-node processes on 127.0.0.1:
+# scenarios against real fabrik-node processes on 127.0.0.1, each compared in
+# the same run with the servers issue 13 names:
 #
-#   1. one edge, Gradle adapter: PUT and GET of 4 KiB, 1 MiB and 64 MiB with
-#      16 concurrent clients (ops/s, MB/s, p50/p99, peak RSS of the node);
+#   1. one edge with the Gradle, Bazel and Turborepo adapters:
+#      1a. Gradle-style PUT and GET against the in-memory limit server
+#          (bench/limitserver) and bazel-remote's HTTP /ac/: 4 KiB x1000
+#          objects and 20,000 GETs at 16 clients, 1 MiB x200 and 2,000 GETs
+#          at 8, 64 MiB x4 and 16 GETs at 2 (ops/s, MB/s, p50/p99, server
+#          CPU per request, peak RSS);
+#      1b. REAPI FindMissingBlobs over gRPC, 8 callers, 100 and 1,000
+#          digests per call with half of them present, against bazel-remote;
+#      1c. the Turborepo API (PUT/GET /v8/artifacts/{hash}?teamId=, bearer
+#          token), 4 KiB and 1 MiB as in 1a, against turborepo-remote-cache;
+#      every workload runs in BENCH_ROUNDS interleaved rounds (the targets
+#      take turns) and each target's median round is compared;
 #   2. layer 2, edge -> regional -> MinIO: miss-path latency of 4 KiB and
 #      1 MiB per tier against a direct S3 GET, and a 256 MiB artifact through
 #      both layers with the peak RSS of every node;
@@ -12,19 +23,30 @@
 #      an empty helper directory, from the helper's warm directory, and with
 #      the go command's plain local GOCACHE.
 #
+# The output ends with issue 13's targets, each as the ratio measured in this
+# run and met / NOT MET (or "not measured" when its scenario or the server it
+# compares with was left out).
+#
 # Everything runs in a temp dir that is removed on exit; every process the
 # script starts is stopped on exit, whatever happens. A full run takes about
-# 5-8 minutes on 2 cores.
+# 7-10 minutes on 2 cores (scenarios 1 and 2 alone: under 4).
 #
 # Environment:
 #   BENCHTIME      -benchtime of the Go benchmarks (default 300ms)
 #   BENCH_GO=0     skip the Go benchmarks;  BENCH_LOAD=0 skip the scenarios;
 #   BENCH_SOLO=0   skip scenario 1;         BENCH_LAYER2=0 skip scenario 2
 #   BENCH_GOCACHE=0 skip scenario 3
-#   BENCH_SIZES    sizes of scenario 1 (default "4KiB 1MiB 64MiB")
-#   BENCH_BAZEL_REMOTE  optional: path to a built bazel-remote binary, added
-#                  to scenario 1's run (its HTTP /ac/ with validation off)
-#   BENCH_HOT_COMPARE=1 adds an edge with the hot tier off to scenario 1
+#   BENCH_REAPI=0  skip 1b;                 BENCH_TURBO=0 skip 1c
+#   BENCH_ROUNDS   interleaved rounds of every workload of scenario 1 (default 3)
+#   BENCH_SIZES    sizes of 1a (default "4KiB 1MiB 64MiB")
+#   BENCH_BAZEL_REMOTE  path to a built bazel-remote binary, added to 1a (its
+#                  HTTP /ac/ with validation off) and 1b (its gRPC CAS); it
+#                  runs with --storage_mode uncompressed and no access log.
+#                  Without it 1a and 1b measure the node alone.
+#   BENCH_TURBO_REMOTE_CACHE  turborepo-remote-cache to run for 1c (default:
+#                  the pinned one scripts/install-tools.sh bench installs
+#                  under $FABRIK_TOOLS_DIR, ~/.cache/fabrik-node, on first use)
+#   BENCH_HOT_COMPARE=1 adds an edge with the hot tier off to 1a
 #   BENCH_FSYNC    cache.fsync of the nodes (default false, the shipped edge default)
 #   BENCH_OUT      also write the summary to this file
 #   FABRIK_MINIO_BIN  MinIO binary (default: the one scripts/install-minio.sh caches)
@@ -80,7 +102,7 @@ fi
 [ "${BENCH_LOAD:-1}" = 0 ] && { cat "$SUMMARY" > "${BENCH_OUT:-/dev/null}"; exit 0; }
 
 # --- nodes ------------------------------------------------------------------
-mapfile -t PORTS < <("$LOADGEN" -op ports -n 27)
+mapfile -t PORTS < <("$LOADGEN" -op ports -n 28)
 port() { echo "${PORTS[$1]}"; }
 
 # write_config FILE DIR HTTP_PORT HEALTH_PORT API_PORT FABRIK_PORT [UPSTREAM_TOML]
@@ -140,88 +162,174 @@ wait_metric() {
   exit 1
 }
 
-# --- 1. one edge, Gradle adapter, against the in-memory limit ----------------
-# Every workload runs against the limit server (bench/limitserver: bodies in
-# a map, stdlib only), the node, and bazel-remote when BENCH_BAZEL_REMOTE
-# names a built binary, one after the other in this run; each node figure is
-# then printed as a ratio to the limit's.
+# --- helpers for comparing servers in one run ---------------------------------
+ROUNDS=${BENCH_ROUNDS:-3}
+# MED["target workload"] is the loadgen line of the target's median round;
+# PEAK["target workload"] the highest peak RSS (MiB) of its first process
+# over the rounds. The summary at the end reads both.
+declare -A MED=() PEAK=()
+# field LINE NAME: the value of NAME=... in a loadgen line.
+field() { grep -o " $2=[0-9.]*" <<<"$1" | head -1 | cut -d= -f2; }
+# median LINES: the line of median ops/s among loadgen result lines.
+median() {
+  grep . <<<"$1" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ops\/s=/) { split($i, a, "="); print a[2], $0 } }' \
+    | sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }' | cut -d' ' -f2-
+}
+# rounds WORKLOAD ARGS TARGET...: ROUNDS interleaved rounds of one loadgen
+# workload on each target ("name|loadgen flags", flags split on spaces).
+# @R@ in ARGS becomes the round number (PUTs: -run ${run}@R@ writes fresh
+# keys each round). The machine's load drifts, so each target's median
+# round is what is compared; it is printed and kept in MED.
+rounds() {
+  local workload=$1 args=$2 r t name flags l peak
+  shift 2
+  local -A acc=()
+  for r in $(seq 1 "$ROUNDS"); do
+    for t in "$@"; do
+      name=${t%%|*} flags=${t#*|}
+      # shellcheck disable=SC2086 # flags and args are lists of loadgen flags
+      l=$("$LOADGEN" $flags ${args//@R@/$r} -name "$name $workload #$r")
+      say "$l"
+      acc[$name]+="$(head -1 <<<"$l")"$'\n'
+      peak=$(grep -o 'peak=[0-9.]*' <<<"$l" | head -1 | cut -d= -f2)
+      if [ -n "$peak" ] && awk -v a="$peak" -v b="${PEAK[$name $workload]:-0}" 'BEGIN { exit !(a > b) }'; then
+        PEAK[$name $workload]=$peak
+      fi
+    done
+  done
+  for t in "$@"; do
+    name=${t%%|*}
+    MED[$name $workload]=$(median "${acc[$name]}")
+    say "  median: ${MED[$name $workload]}"
+  done
+}
+# ratio A B WORKLOAD [UNIT]: one line comparing the median rounds of
+# targets A and B: ops/s ratio, p99 difference, server CPU per request.
+ratio() {
+  local a=${MED[$1 $3]:-} b=${MED[$2 $3]:-}
+  [ -n "$a" ] && [ -n "$b" ] || return 0
+  say "$(awk -v w="$3" -v an="$1" -v bn="$2" -v a="$(field "$a" ops/s)" -v b="$(field "$b" ops/s)" \
+    -v p="$(field "$a" p99)" -v q="$(field "$b" p99)" -v c="$(field "$a" cpu-us/op)" -v d="$(field "$b" cpu-us/op)" \
+    'BEGIN { printf "  -> %-26s %s %.2fx %s (ops/s), p99 %+.2f ms over it, server CPU/op %.2fx (%s vs %s us)\n", w, an, (b > 0 ? a / b : 0), bn, p - q, (d > 0 ? c / d : 0), c, d }')"
+}
+# wait_http URL [CURL ARGS]: until URL answers 2xx (10 s at most).
+wait_http() {
+  local url=$1
+  shift
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null "$@" "$url" 2>/dev/null && return 0; sleep 0.1; done
+  echo "[bench] $url did not answer" >&2
+  return 1
+}
+
+# --- 1. one edge vs the in-memory limit, bazel-remote, turborepo-remote-cache --
+# One edge with the Gradle, Bazel and Turborepo adapters, and beside it, in
+# the same run, every server it is compared with:
+#   1a. Gradle-style PUT/GET: the limit server (bench/limitserver: bodies in
+#       a map, stdlib only), the node, and bazel-remote's HTTP /ac/;
+#   1b. FindMissingBlobs over gRPC: the node's Bazel port and bazel-remote's;
+#   1c. the Turborepo API (/v8/artifacts): the node and turborepo-remote-cache.
+# Workloads interleave their targets round by round; each figure is the
+# median round, printed as a ratio to the one it is compared with.
 if [ "${BENCH_SOLO:-1}" != 0 ]; then
-section "Gradle adapter on one edge vs the in-memory limit, 16 clients (loadgen)"
 write_config "$WORK/solo.toml" "$WORK/solo" "$(port 0)" "$(port 1)" "$(port 2)" "$(port 3)"
-start_node solo edge "$WORK/solo.toml" "$(port 1)"
+FABRIK_CONFIG_BUILD_TOOLS_ENABLED=gradle,bazel,turborepo start_node solo edge "$WORK/solo.toml" "$(port 1)"
 SOLO=http://127.0.0.1:$(port 0)
+SOLO_GRPC=127.0.0.1:$(port 19)
 "$WORK/limitserver" -addr "127.0.0.1:$(port 20)" >"$WORK/limit.log" 2>&1 &
 PIDS+=($!)
 pid_limit=$!
 LIMIT=http://127.0.0.1:$(port 20)
-TARGETS=("limit|$LIMIT|/cache/||limit=$pid_limit" "node|$SOLO|/cache/||edge=$pid_solo")
+# The limit answers 404 for /: any answer means it listens.
+for _ in $(seq 1 100); do curl -s -o /dev/null "$LIMIT/" && break; sleep 0.1; done
+TARGETS=("limit|-url $LIMIT -path /cache/ -pids limit=$pid_limit" "node|-url $SOLO -path /cache/ -pids edge=$pid_solo")
+pid_br=""
 if [ -n "${BENCH_BAZEL_REMOTE:-}" ]; then
+  # Uncompressed CAS and no access log: bazel-remote at its fastest, as the
+  # node stores blobs as they come and logs no request at level warn.
   "$BENCH_BAZEL_REMOTE" --dir "$WORK/bazel-remote" --max_size 20 --http_address "127.0.0.1:$(port 21)" \
-    --grpc_address "127.0.0.1:$(port 22)" --disable_http_ac_validation >"$WORK/bazel-remote.log" 2>&1 &
+    --grpc_address "127.0.0.1:$(port 22)" --disable_http_ac_validation --storage_mode uncompressed \
+    --access_log_level none >"$WORK/bazel-remote.log" 2>&1 &
   PIDS+=($!)
   pid_br=$!
-  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$(port 21)/status" >/dev/null 2>&1 && break; sleep 0.1; done
-  TARGETS+=("bazel-remote|http://127.0.0.1:$(port 21)|/ac/|-key64|bazel-remote=$pid_br")
+  wait_http "http://127.0.0.1:$(port 21)/status" || { cat "$WORK/bazel-remote.log" >&2; exit 1; }
+  TARGETS+=("bazel-remote|-url http://127.0.0.1:$(port 21) -path /ac/ -key64 -pids bazel-remote=$pid_br")
 fi
 # BENCH_HOT_COMPARE=1 adds a second edge with the hot tier off
 # (cache.hot_size = 0) to the same run.
 if [ "${BENCH_HOT_COMPARE:-0}" = 1 ]; then
   write_config "$WORK/cold.toml" "$WORK/cold" "$(port 23)" "$(port 24)" "$(port 25)" "$(port 26)"
   FABRIK_CONFIG_CACHE_HOT_SIZE=0 start_node cold edge "$WORK/cold.toml" "$(port 24)"
-  TARGETS+=("node-hot-off|http://127.0.0.1:$(port 23)|/cache/||edge=$pid_cold")
+  TARGETS+=("node-hot-off|-url http://127.0.0.1:$(port 23) -path /cache/ -pids edge=$pid_cold")
 fi
-for _ in $(seq 1 100); do curl -s -o /dev/null "$LIMIT/" && break; sleep 0.1; done
-# field LINE NAME: the value of NAME=... in a loadgen line.
-field() { grep -o " $2=[0-9.]*" <<<"$1" | head -1 | cut -d= -f2; }
-# ratio OP LINE LIMIT_LINE: one line of ratios to the limit server.
-ratio() {
-  say "$(awk -v op="$1" -v a="$(field "$2" ops/s)" -v b="$(field "$3" ops/s)" -v p="$(field "$2" p99)" -v q="$(field "$3" p99)" \
-    -v c="$(field "$2" cpu-us/op)" -v d="$(field "$3" cpu-us/op)" \
-    'BEGIN { printf "  -> %-22s %.2fx the limit (ops/s), p99 %+.2f ms over it, server CPU/op %.2fx the limit'"'"'s (%s vs %s us)\n", op, (b > 0 ? a / b : 0), p - q, (d > 0 ? c / d : 0), c, d }')"
-}
-# size  puts  gets (BENCH_SIZES picks some, e.g. BENCH_SIZES=4KiB)
-for spec in "4KiB 1000 20000" "1MiB 512 1024" "64MiB 32 64"; do
-  read -r size puts gets <<<"$spec"
+
+section "1a. Gradle-style PUT/GET: one edge vs the in-memory limit${pid_br:+ and bazel-remote} (loadgen, $ROUNDS interleaved rounds)"
+# size  objects  GETs  clients (BENCH_SIZES picks some, e.g. BENCH_SIZES=4KiB)
+for spec in "4KiB 1000 20000 16" "1MiB 200 2000 8" "64MiB 4 16 2"; do
+  read -r size puts gets clients <<<"$spec"
   [[ " ${BENCH_SIZES:-4KiB 1MiB 64MiB} " == *" $size "* ]] || continue
   run=$RANDOM$RANDOM
-  declare -A line=()
-  for t in "${TARGETS[@]}"; do
-    IFS='|' read -r tname url path extra pids <<<"$t"
-    line[$tname.put]=$("$LOADGEN" -url "$url" -path "$path" $extra -op put -size "$size" -clients 16 -n "$puts" \
-      -run "$run" -duration 90s -pids "$pids" -name "$tname put $size c=16")
-    say "${line[$tname.put]}"
-  done
-  # GETs in interleaved rounds (BENCH_ROUNDS, default 3): the machine's
-  # load drifts, so each target's median round is compared.
-  for r in $(seq 1 "${BENCH_ROUNDS:-3}"); do
-    for t in "${TARGETS[@]}"; do
-      IFS='|' read -r tname url path extra pids <<<"$t"
-      l=$("$LOADGEN" -url "$url" -path "$path" $extra -op get -size "$size" -clients 16 -n "$gets" -keys "$puts" \
-        -run "$run" -duration 90s -pids "$pids" -name "$tname get $size c=16 #$r")
-      say "$l"
-      line[$tname.get]+="$(head -1 <<<"$l")"$'\n'
-    done
-  done
-  for t in "${TARGETS[@]}"; do
-    tname=${t%%|*}
-    # the median round by ops/s
-    line[$tname.get]=$(grep . <<<"${line[$tname.get]}" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ops\/s=/) { split($i, a, "="); print a[2], $0 } }' \
-      | sort -n | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }' | cut -d' ' -f2-)
-    [ "$tname" = limit ] || say "  median: ${line[$tname.get]}"
-  done
-  say "  median: ${line[limit.get]}"
+  rounds "put $size c=$clients" "-op put -size $size -clients $clients -n $puts -run ${run}@R@ -duration 90s" "${TARGETS[@]}"
+  rounds "get $size c=$clients" "-op get -size $size -clients $clients -n $gets -keys $puts -run ${run}1 -duration 90s" "${TARGETS[@]}"
   for t in "${TARGETS[@]:1}"; do
-    tname=${t%%|*}
-    for op in put get; do ratio "$tname $op $size" "${line[$tname.$op]}" "${line[limit.$op]}"; done
+    for op in put get; do ratio "${t%%|*}" limit "$op $size c=$clients"; done
   done
-  unset line
+  if [ -n "$pid_br" ]; then
+    for op in put get; do ratio node bazel-remote "$op $size c=$clients"; done
+  fi
 done
 "$LOADGEN" -url "$SOLO" -op get -size 4KiB -clients 16 -n 8000 -run 999 -expect 404 -name "get miss 4KiB c=16" \
   -pids "edge=$pid_solo" | tee -a "$SUMMARY"
-kill "$pid_solo"; wait "$pid_solo" 2>/dev/null || true
+
+# 1b. FindMissingBlobs: 8 callers, half of each call's digests present
+# (uploaded first by loadgen with BatchUpdateBlobs, untimed).
+if [ "${BENCH_REAPI:-1}" != 0 ]; then
+  section "1b. FindMissingBlobs over gRPC, 8 callers, half the digests present: node${pid_br:+ vs bazel-remote}"
+  REAPI=("node|-grpc $SOLO_GRPC -pids edge=$pid_solo")
+  [ -n "$pid_br" ] && REAPI+=("bazel-remote|-grpc 127.0.0.1:$(port 22) -pids bazel-remote=$pid_br")
+  # digests per call  calls per round
+  for spec in "100 6000" "1000 800"; do
+    read -r digests calls <<<"$spec"
+    run=$RANDOM$RANDOM
+    rounds "findmissing d=$digests c=8" "-op findmissing -digests $digests -clients 8 -n $calls -run $run -duration 60s" "${REAPI[@]}"
+    ratio node bazel-remote "findmissing d=$digests c=8"
+  done
+fi
 kill "$pid_limit"; wait "$pid_limit" 2>/dev/null || true
-[ -n "${pid_br:-}" ] && { kill "$pid_br"; wait "$pid_br" 2>/dev/null || true; }
+[ -n "$pid_br" ] && { kill "$pid_br"; wait "$pid_br" 2>/dev/null || true; }
 [ -n "${pid_cold:-}" ] && { kill "$pid_cold"; wait "$pid_cold" 2>/dev/null || true; }
+
+# 1c. The Turborepo API against turborepo-remote-cache (installed, pinned,
+# by scripts/install-tools.sh bench unless BENCH_TURBO_REMOTE_CACHE names
+# its binary). Both get the client's bearer token; the node, like the e2e
+# test's, has no [auth] section and ignores it, turborepo-remote-cache
+# checks it (TURBO_TOKEN). Its store is local files in the bench dir.
+if [ "${BENCH_TURBO:-1}" != 0 ]; then
+  TRRC=${BENCH_TURBO_REMOTE_CACHE:-}
+  if [ -z "$TRRC" ]; then
+    bash scripts/install-tools.sh bench >"$WORK/install-bench.log" 2>&1 || { cat "$WORK/install-bench.log" >&2; exit 1; }
+    TRRC=${FABRIK_TOOLS_DIR:-$HOME/.cache/fabrik-node}/bench-npm/node_modules/.bin/turborepo-remote-cache
+  fi
+  TURBO_TOKEN_BENCH=fabrik-bench-token
+  PORT=$(port 27) HOST=127.0.0.1 NODE_ENV=production LOG_LEVEL=warn STORAGE_PROVIDER=local \
+    STORAGE_PATH="$WORK/trrc" STORAGE_PATH_USE_TMP_FOLDER=false TURBO_TOKEN=$TURBO_TOKEN_BENCH \
+    "$TRRC" >"$WORK/trrc.log" 2>&1 &
+  PIDS+=($!)
+  pid_trrc=$!
+  wait_http "http://127.0.0.1:$(port 27)/v8/artifacts/status" -H "Authorization: Bearer $TURBO_TOKEN_BENCH" ||
+    { cat "$WORK/trrc.log" >&2; exit 1; }
+  TURBO=("node|-url $SOLO -pids edge=$pid_solo" "turborepo-remote-cache|-url http://127.0.0.1:$(port 27) -pids turborepo-remote-cache=$pid_trrc")
+  turbo_flags="-path /v8/artifacts/ -query teamId=team_bench -bearer $TURBO_TOKEN_BENCH"
+  section "1c. Turborepo API (/v8/artifacts): node vs turborepo-remote-cache $(cd "$(dirname "$(readlink -f "$TRRC")")/.." && node -p 'require("./package.json").version' 2>/dev/null)"
+  for spec in "4KiB 1000 20000 16" "1MiB 200 2000 8"; do
+    read -r size puts gets clients <<<"$spec"
+    run=$RANDOM$RANDOM
+    rounds "turbo put $size c=$clients" "$turbo_flags -op put -size $size -clients $clients -n $puts -run ${run}@R@ -duration 90s" "${TURBO[@]}"
+    rounds "turbo get $size c=$clients" "$turbo_flags -op get -size $size -clients $clients -n $gets -keys $puts -run ${run}1 -duration 90s" "${TURBO[@]}"
+    for op in put get; do ratio node turborepo-remote-cache "turbo $op $size c=$clients"; done
+  done
+  kill "$pid_trrc"; wait "$pid_trrc" 2>/dev/null || true
+fi
+kill "$pid_solo"; wait "$pid_solo" 2>/dev/null || true
 fi
 
 # --- 2. layer 2: edge -> regional -> MinIO -----------------------------------
@@ -266,8 +374,9 @@ EDGE_A=http://127.0.0.1:$(port 10)
 EDGE_B=http://127.0.0.1:$(port 14)
 
 section "Miss path edge -> regional -> S3 vs a direct S3 GET (misspath, sequential)"
-"$WORK/misspath" -s3-endpoint "$S3" -access-key "$S3_USER" -secret-key "$S3_PASS" \
-  -regional "127.0.0.1:$(port 9)" -edge "$EDGE_A" -sizes 4KiB,1MiB -n 50 | tee -a "$SUMMARY"
+MISS_SMALL=$("$WORK/misspath" -s3-endpoint "$S3" -access-key "$S3_USER" -secret-key "$S3_PASS" \
+  -regional "127.0.0.1:$(port 9)" -edge "$EDGE_A" -sizes 4KiB,1MiB -n 50)
+say "$MISS_SMALL"
 
 section "256 MiB through two layers"
 run=$RANDOM$RANDOM
@@ -280,8 +389,9 @@ wait_metric "http://127.0.0.1:$(port 12)" 'fabrik_upload_completed_total{upstrea
 wait_metric "http://127.0.0.1:$(port 8)" 'fabrik_upload_completed_total{upstream="upstream-0"}' $((s3_before + 1))
 say "$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "write-through edge A -> regional -> S3 done %.2fs after the PUT answered\n", e - s }')"
 "$LOADGEN" -url "$EDGE_B" -op get -size 256MiB -clients 1 -n 1 -run "$run" -name "GET 256MiB edge B (regional hit)" | tee -a "$SUMMARY"
-"$WORK/misspath" -s3-endpoint "$S3" -access-key "$S3_USER" -secret-key "$S3_PASS" \
-  -regional "127.0.0.1:$(port 9)" -edge "$EDGE_B" -sizes 256MiB -n 1 -warm 0 | tee -a "$SUMMARY"
+MISS_BIG=$("$WORK/misspath" -s3-endpoint "$S3" -access-key "$S3_USER" -secret-key "$S3_PASS" \
+  -regional "127.0.0.1:$(port 9)" -edge "$EDGE_B" -sizes 256MiB -n 1 -warm 0)
+say "$MISS_BIG"
 "$LOADGEN" -op rss -pids "edge_a=$pid_edge_a,regional=$pid_regional,edge_b=$pid_edge_b" | tee -a "$SUMMARY"
 fi
 
@@ -310,6 +420,73 @@ go_build "plain GOCACHE, cold (no GOCACHEPROG)" "$WORK/gc4"
 go_build "plain GOCACHE, warm (no GOCACHEPROG)" "$WORK/gc4"
 say "edge gocache hits: $(metric "http://127.0.0.1:$(port 2)" 'fabrik_cache_hits_by_build_system_total{build_system="gocache"}')"
 kill "$pid_gocache"; wait "$pid_gocache" 2>/dev/null || true
+fi
+
+# --- issue 13's targets, as ratios of this run's medians ----------------------
+# One row per target: the figure, and met / NOT MET, or "not measured" when
+# a scenario or a server it compares with was left out of this run.
+MISS_SMALL=${MISS_SMALL:-} MISS_BIG=${MISS_BIG:-}
+# row LABEL FIGURE|MET: MET is 1, 0 or empty.
+row() {
+  local fig=${2%|*} met=${2##*|} verdict="not measured"
+  case $met in 1) verdict=met ;; 0) verdict="NOT MET" ;; esac
+  say "$(printf '  %-58s %-40s %s' "$1" "$fig" "$verdict")"
+}
+# rate A B WORKLOAD MIN FIELD UNIT: "ratio (a vs b UNIT)|met" of A's median
+# FIELD over B's, met when the ratio reaches MIN.
+rate() {
+  local a=${MED[$1 $3]:-} b=${MED[$2 $3]:-}
+  if [ -z "$a" ] || [ -z "$b" ]; then echo "-|"; return; fi
+  awk -v x="$(field "$a" "$5")" -v y="$(field "$b" "$5")" -v m="$4" -v u="$6" \
+    'BEGIN { r = y > 0 ? x / y : 0; printf "%.2fx (%.0f vs %.0f %s)|%d\n", r, x, y, u, (r >= m) }'
+}
+# p99_over A B WORKLOAD MAX_MS: "A's p99 minus B's|met" (met within MAX_MS).
+p99_over() {
+  local a=${MED[$1 $3]:-} b=${MED[$2 $3]:-}
+  if [ -z "$a" ] || [ -z "$b" ]; then echo "-|"; return; fi
+  awk -v x="$(field "$a" p99)" -v y="$(field "$b" p99)" -v m="$4" \
+    'BEGIN { printf "%+.2f ms (%.2f vs %.2f ms)|%d\n", x - y, x, y, (x - y <= m) }'
+}
+# rss_under NAME WORKLOAD... MAX_MIB: the highest peak RSS of NAME over the
+# workloads, met under MAX_MIB.
+rss_under() {
+  local name=$1 max=${*: -1} peak=0 w p
+  for w in "${@:2:$#-2}"; do
+    p=${PEAK[$name $w]:-0}
+    peak=$(awk -v a="$p" -v b="$peak" 'BEGIN { print (a > b ? a : b) }')
+  done
+  [ "$peak" = 0 ] && { echo "-|"; return; }
+  awk -v p="$peak" -v m="$max" 'BEGIN { printf "peak RSS %.0f MiB|%d\n", p, (p < m) }'
+}
+# miss_layer: a 256 MiB miss through one layer (regional -> S3) over a
+# direct S3 GET, MB/s from misspath.
+miss_layer() {
+  [ -n "$MISS_BIG" ] || { echo "-|"; return; }
+  awk '$2 == "s3-raw" { s = $7 } $2 == "regional" { r = $7 }
+    END { if (s > 0) printf "%.2fx (%.0f vs %.0f MB/s)|%d\n", r / s, r, s, (r / s >= 0.7); else print "-|" }' <<<"$MISS_BIG"
+}
+# miss_per_layer: what each of the two layers adds to a 4 KiB miss through
+# edge -> regional -> S3 over a direct S3 GET (p50s from misspath, halved).
+miss_per_layer() {
+  [ -n "$MISS_SMALL" ] || { echo "-|"; return; }
+  awk '$1 == "4KiB" && $2 == "s3-raw" { s = $4 + 0 } $1 == "4KiB" && $2 == "edge" { e = $4 + 0 }
+    END { if (s > 0) printf "+%.2f ms a layer (p50 %.2f vs %.2f ms)|%d\n", (e - s) / 2, e, s, ((e - s) / 2 < 1); else print "-|" }' <<<"$MISS_SMALL"
+}
+if [ "${BENCH_SOLO:-1}" != 0 ] || [ "${BENCH_LAYER2:-1}" != 0 ]; then
+  section "Issue 13 targets: ratios of this run's medians (bazel-remote uncompressed, access log off)"
+  row "1. FindMissingBlobs, 100 digests: >= 1.5x bazel-remote" "$(rate node bazel-remote "findmissing d=100 c=8" 1.5 ops/s calls/s)"
+  row "1. FindMissingBlobs, 1,000 digests: >= 1.5x bazel-remote" "$(rate node bazel-remote "findmissing d=1000 c=8" 1.5 ops/s calls/s)"
+  row "2. PUT 4 KiB: >= 2x bazel-remote" "$(rate node bazel-remote "put 4KiB c=16" 2 ops/s ops/s)"
+  row "3. GET 4 KiB: >= 0.8x the limit" "$(rate node limit "get 4KiB c=16" 0.8 ops/s ops/s)"
+  row "3. GET 4 KiB: p99 within 1 ms of the limit's" "$(p99_over node limit "get 4KiB c=16" 1)"
+  row "4. GET 1 MiB: >= 0.8x the limit" "$(rate node limit "get 1MiB c=8" 0.8 MB/s MB/s)"
+  row "4. GET 64 MiB: >= 0.8x the limit" "$(rate node limit "get 64MiB c=2" 0.8 MB/s MB/s)"
+  row "4. 64 MiB PUT/GET: node RSS under 100 MiB" "$(rss_under node "put 64MiB c=2" "get 64MiB c=2" 100)"
+  row "5. 256 MiB miss through one layer: >= 0.7x direct S3" "$(miss_layer)"
+  row "5. 4 KiB miss edge->regional->S3: < 1 ms a layer" "$(miss_per_layer)"
+  for w in "put 4KiB c=16" "get 4KiB c=16" "put 1MiB c=8" "get 1MiB c=8"; do
+    row "6. Turborepo ${w% c=*}: >= 3x turborepo-remote-cache" "$(rate node turborepo-remote-cache "turbo $w" 3 ops/s ops/s)"
+  done
 fi
 
 echo

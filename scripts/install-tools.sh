@@ -3,7 +3,10 @@
 # machine (CI) has everything the tests need and nothing is silently skipped.
 # Idempotent and fast when everything is already there (a few seconds).
 #
-# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|chromium|shells|all]...  (default: all)
+# Usage: scripts/install-tools.sh [gradle|bazel|node|nats|minio|ccache|rclone|s3clients|registry|chromium|shells|all|bench]...  (default: all)
+#
+# `bench` (the servers `make bench` compares against) is not part of `all`:
+# the tests never need it. scripts/bench.sh installs it itself.
 #
 # Environment:
 #   FABRIK_TOOLS_DIR  root of the tool cache (default $HOME/.cache/fabrik-node).
@@ -28,6 +31,8 @@
 #               crane and oras (go install, pinned)                $FABRIK_TOOLS_BIN/{crane,oras}
 #               skopeo (apt)                                        /usr/bin/skopeo
 #   shells      apt packages tmux, zsh, fish (shell activation e2e)  /usr/bin/{tmux,zsh,fish}
+#   bench       npm: turborepo-remote-cache (ducktors), exact version from
+#               scripts/bench-tools/                                $FABRIK_TOOLS_DIR/bench-npm/node_modules/.bin
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -126,6 +131,28 @@ install_node() {
   say "@actions/cache: $(cd "$NPM_DIR" && node -p 'JSON.parse(require("fs").readFileSync("node_modules/@actions/cache/package.json")).version')"
 }
 
+# The Turborepo remote cache most self-hosters run, for `make bench` to
+# measure the Turborepo API against (scripts/bench.sh). Pinned like the e2e
+# clients; its own directory, so the tests' npm tree is not touched.
+install_bench() {
+  command -v npm >/dev/null 2>&1 || die "npm not found: install Node.js 20+ first"
+  local src="$SCRIPT_DIR/bench-tools" dir="$TOOLS_DIR/bench-npm"
+  mkdir -p "$dir"
+  if cmp -s "$src/package.json" "$dir/package.json" &&
+    cmp -s "$src/package-lock.json" "$dir/package-lock.json.pinned" &&
+    [ -x "$dir/node_modules/.bin/turborepo-remote-cache" ]; then
+    say "turborepo-remote-cache already installed in $dir"
+  else
+    say "installing turborepo-remote-cache into $dir (npm install, log: $LOG)"
+    cp "$src/package.json" "$dir/package.json"
+    cp "$src/package-lock.json" "$dir/package-lock.json"
+    (cd "$dir" && npm install --no-audit --no-fund >>"$LOG" 2>&1) ||
+      { tail -n 30 "$LOG" >&2; die "npm install in $dir failed, see $LOG"; }
+    cp "$src/package-lock.json" "$dir/package-lock.json.pinned"
+  fi
+  say "turborepo-remote-cache: $dir/node_modules/.bin/turborepo-remote-cache ($(cd "$dir" && node -p 'require("./node_modules/turborepo-remote-cache/package.json").version'))"
+}
+
 install_chromium() {
   # Headless Chromium loads the dashboard in e2e/dashboard_test.go.
   apt_install chromium chromium
@@ -220,6 +247,7 @@ for t in "${targets[@]}"; do
   shells | tmux | zsh | fish) install_shells ;;
   netns | iproute2) install_netns ;;
   protoc) install_protoc ;;
+  bench | turborepo-remote-cache) install_bench ;;
   all)
     # Building MinIO is minutes of CPU while apt and npm mostly wait on the
     # network: on a fresh machine, doing both at once saves minutes.
@@ -243,7 +271,7 @@ for t in "${targets[@]}"; do
     fi
     cat "$TOOLS_DIR/minio-build.log"
     ;;
-  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, haproxy, s3clients, registry, chromium, shells or all)" ;;
+  *) die "unknown tool '$t' (want gradle, bazel, node, nats, minio, ccache, rclone, haproxy, s3clients, registry, chromium, shells, all or bench)" ;;
   esac
 done
 say "tools ready: ${targets[*]}"

@@ -1,9 +1,14 @@
-// Command loadgen drives a node's Gradle HTTP cache (PUT/GET /cache/<key>)
-// with N concurrent clients on loopback and prints ops/s, MB/s, p50/p99
-// latency and the peak RSS of the processes it is given.
+// Command loadgen drives a cache on loopback with N concurrent clients and
+// prints ops/s, MB/s, p50/p99 latency, server CPU per request and the peak
+// RSS of the processes it is given. HTTP PUT/GET of <url><path><key>
+// covers the Gradle cache (/cache/), bazel-remote's /ac/ (-key64) and the
+// Turborepo API (/v8/artifacts/ with -query teamId=... and -bearer);
+// -op findmissing sends REAPI FindMissingBlobs calls over gRPC.
 //
 //	loadgen -url http://127.0.0.1:5071 -op put -size 1MiB -clients 16 -n 256 -run 7 -pids edge=1234
 //	loadgen -url http://127.0.0.1:5071 -op get -size 1MiB -clients 16 -n 1024 -keys 256 -run 7 -pids edge=1234
+//	loadgen -url http://127.0.0.1:5071 -path /v8/artifacts/ -query teamId=bench -bearer t -op put -size 4KiB
+//	loadgen -op findmissing -grpc 127.0.0.1:9092 -digests 1000 -clients 8 -n 400 -run 7
 //	loadgen -op rss -pids edge=1234,regional=5678
 //	loadgen -op ports -n 3
 //
@@ -43,13 +48,17 @@ type options struct {
 	expect   int
 	path     string
 	key64    bool
+	query    string
+	bearer   string
+	grpc     string
+	digests  int
 }
 
 func main() {
 	var o options
 	var size string
 	flag.StringVar(&o.url, "url", "http://127.0.0.1:5071", "node's Gradle base URL")
-	flag.StringVar(&o.op, "op", "put", "put, get, rss (print peak RSS of -pids) or ports (print -n free loopback ports)")
+	flag.StringVar(&o.op, "op", "put", "put, get, findmissing, rss (print peak RSS of -pids) or ports (print -n free loopback ports)")
 	flag.StringVar(&size, "size", "4KiB", "artifact size")
 	flag.IntVar(&o.clients, "clients", 16, "concurrent clients")
 	flag.IntVar(&o.n, "n", 100, "requests in total")
@@ -58,9 +67,13 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 0, "stop after this long even if -n is not reached (0 = no limit)")
 	flag.StringVar(&o.pids, "pids", "", "name=pid,... whose peak RSS (VmHWM) is reset before and read after the run")
 	flag.StringVar(&o.name, "name", "", "scenario name in the output (default op/size/clients)")
-	flag.IntVar(&o.expect, "expect", 0, "expected status (default 200); others count as errors")
+	flag.IntVar(&o.expect, "expect", 0, "expected status (default 200, and any 2xx for a PUT: Turborepo answers 202); others count as errors")
 	flag.StringVar(&o.path, "path", "/cache/", "path prefix of the keys (bazel-remote: /ac/)")
 	flag.BoolVar(&o.key64, "key64", false, "send 64-hex-digit keys (the key twice), as bazel-remote's /ac/ wants")
+	flag.StringVar(&o.query, "query", "", "query string added to every URL (Turborepo: teamId=...)")
+	flag.StringVar(&o.bearer, "bearer", "", "send Authorization: Bearer <token> (Turborepo)")
+	flag.StringVar(&o.grpc, "grpc", "", "findmissing: REAPI gRPC address host:port")
+	flag.IntVar(&o.digests, "digests", 100, "findmissing: digests per call, half of them uploaded first")
 	flag.Parse()
 	var err error
 	if o.size, err = pattern.ParseSize(size); err != nil {
@@ -74,7 +87,14 @@ func main() {
 	}
 	switch o.op {
 	case "put", "get":
-		err = load(o)
+		err = load(o, httpRequests(o))
+	case "findmissing":
+		var do requestFunc
+		var closeConn func()
+		if do, closeConn, err = findMissingRequests(o); err == nil {
+			err = load(o, do)
+			closeConn()
+		}
 	case "rss":
 		err = printRSS(o.pids, "")
 	case "ports":
@@ -99,7 +119,11 @@ type result struct {
 	err   error
 }
 
-func load(o options) error {
+// requestFunc sends request i of a run (buf is the client's own buffer).
+type requestFunc func(ctx context.Context, i int, buf []byte) result
+
+// load runs o.n requests from o.clients goroutines and prints the summary.
+func load(o options, do requestFunc) error {
 	pids, _, err := measure.Pids(o.pids)
 	if err != nil {
 		return err
@@ -121,13 +145,6 @@ func load(o options) error {
 		return t
 	}
 	cpuBefore := cpuTotal()
-	client := &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: o.clients,
-		DisableCompression:  true,
-		// Large bodies: bigger socket buffers cut syscalls on both sides.
-		WriteBufferSize: 256 << 10,
-		ReadBufferSize:  256 << 10,
-	}}
 	ctx := context.Background()
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -149,7 +166,7 @@ func load(o options) error {
 				if i >= o.n {
 					return
 				}
-				results[i] = one(ctx, client, o, i, buf)
+				results[i] = do(ctx, i, buf)
 				done.Add(1)
 			}
 		}()
@@ -175,7 +192,9 @@ func load(o options) error {
 	}
 	s := measure.Summarize(lat)
 	name := o.name
-	if name == "" {
+	if name == "" && o.op == "findmissing" {
+		name = fmt.Sprintf("%s d=%d c=%d", o.op, o.digests, o.clients)
+	} else if name == "" {
 		name = fmt.Sprintf("%s %s c=%d", o.op, pattern.FormatSize(o.size), o.clients)
 	}
 	cpuPerOp := ""
@@ -205,21 +224,48 @@ func (o options) wire(key string) string {
 	return key
 }
 
+// target is the URL of key.
+func (o options) target(key string) string {
+	u := o.url + o.path + o.wire(key)
+	if o.query != "" {
+		u += "?" + o.query
+	}
+	return u
+}
+
+// httpRequests sends HTTP PUTs or GETs on one shared client.
+func httpRequests(o options) requestFunc {
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: o.clients,
+		DisableCompression:  true,
+		// Large bodies: bigger socket buffers cut syscalls on both sides.
+		WriteBufferSize: 256 << 10,
+		ReadBufferSize:  256 << 10,
+	}}
+	return func(ctx context.Context, i int, buf []byte) result { return one(ctx, client, o, i, buf) }
+}
+
 // one sends request i and reads the whole answer.
 func one(ctx context.Context, c *http.Client, o options, i int, buf []byte) result {
 	var req *http.Request
 	var err error
 	if o.op == "put" {
 		key := pattern.Key(o.run, i)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPut, o.url+o.path+o.wire(key), pattern.New(key, o.size))
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, o.target(key), pattern.New(key, o.size))
 		if err == nil {
 			req.ContentLength = o.size
+			// What turbo and Gradle send; Fastify-based servers
+			// (turborepo-remote-cache) refuse a body without it.
+			req.Header.Set("Content-Type", "application/octet-stream")
 		}
 	} else {
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, o.url+o.path+o.wire(pattern.Key(o.run, i%o.keys)), nil)
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, o.target(pattern.Key(o.run, i%o.keys)), nil)
 	}
 	if err != nil {
 		return result{err: err}
+	}
+	if o.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+o.bearer)
 	}
 	start := time.Now()
 	resp, err := c.Do(req)
@@ -232,7 +278,7 @@ func one(ctx context.Context, c *http.Client, o options, i int, buf []byte) resu
 	switch {
 	case err != nil:
 		return result{err: fmt.Errorf("%s %s: body after %d bytes: %w", req.Method, req.URL.Path, n, err)}
-	case resp.StatusCode != o.expect:
+	case resp.StatusCode != o.expect && !(o.op == "put" && o.expect == http.StatusOK && resp.StatusCode/100 == 2):
 		return result{err: fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)}
 	case o.op == "get" && resp.StatusCode == http.StatusOK && n != o.size:
 		return result{err: fmt.Errorf("GET %s: %d bytes, want %d", req.URL.Path, n, o.size)}

@@ -2,9 +2,9 @@ package local_test
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"

@@ -176,3 +176,59 @@ func TestStagedSpillsPastInlineBound(t *testing.T) {
 		t.Fatalf("%d staging files left", len(left))
 	}
 }
+
+func stagedBlob(t *testing.T, s *Store, b []byte) *Staged {
+	t.Helper()
+	st, err := s.Stager().New("", int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write(b)
+	return st
+}
+
+// A group commit stores each item as Commit would: a refused item fails
+// alone, the same key twice keeps the later content (the earlier blob is
+// collected), identical content is one blob, and an eviction that one item
+// needs never takes a blob an earlier item of the batch points a key at.
+func TestCommitManyItemsStandAlone(t *testing.T) {
+	s := openStore(t, Options{MaxSize: 11_000, Policy: PolicyLRU, Now: newClock().Now})
+	old, spare := content(1, 3000), content(6, 2000)
+	put(t, s, cas(old), old) // the least recently used blob: first to go, unless pinned
+	put(t, s, cas(spare), spare)
+	a, b, big := content(2, 1000), content(3, 1000), content(4, 5000)
+	res := s.CommitMany([]Pending{
+		{Ref: key("points-at-old"), Blob: stagedBlob(t, s, old)},
+		{Ref: key("k"), Blob: stagedBlob(t, s, a)},
+		{Ref: key("bad"), Meta: messages.Meta{Hash: sum(b)}, Blob: stagedBlob(t, s, a)},
+		{Ref: key("k"), Blob: stagedBlob(t, s, b)},
+		{Ref: key("same"), Blob: stagedBlob(t, s, b)},
+		{Ref: key("big"), Blob: stagedBlob(t, s, big)}, // needs room: evicts spare, not old
+		{Ref: key("huge"), Blob: stagedBlob(t, s, content(5, 20_000))},
+	})
+	for i, want := range []error{nil, nil, tier.ErrInvalid, nil, nil, nil, tier.ErrFull} {
+		if want == nil && res[i].Err != nil || want != nil && !errors.Is(res[i].Err, want) {
+			t.Errorf("item %d: %v, want %v", i, res[i].Err, want)
+		}
+	}
+	for ref, want := range map[messages.Ref][]byte{key("points-at-old"): old, key("k"): b, key("same"): b, key("big"): big} {
+		if got := read(t, s, ref); !bytes.Equal(got, want) {
+			t.Errorf("%s reads %d bytes, want %d", ref, len(got), len(want))
+		}
+	}
+	if present(t, s, cas(a)) {
+		t.Error("the blob key k pointed at first is still stored")
+	}
+	if present(t, s, cas(spare)) {
+		t.Error("eviction for the big item took nothing")
+	}
+	if read(t, s, key("bad")) != nil || read(t, s, key("huge")) != nil {
+		t.Error("a refused item was stored")
+	}
+	if used, objs := s.Usage(); used != 9000 || objs != 3 {
+		t.Errorf("usage %d bytes, %d blobs; want old, b and big", used, objs)
+	}
+	if f := files(t, filepath.Join(s.opts.Dir, "tmp")); len(f) != 0 {
+		t.Errorf("staging leftovers: %v", f)
+	}
+}

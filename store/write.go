@@ -50,151 +50,316 @@ func (s *Store) PutReader(ref messages.Ref, meta messages.Meta, r io.Reader) (me
 // removed. When the blob does not fit even after evicting down to the
 // low-water mark, it returns tier.ErrFull (wrapped).
 func (s *Store) Commit(ref messages.Ref, meta messages.Meta, blob *Staged) (messages.Meta, error) {
-	defer blob.Discard()
+	r := s.CommitMany([]Pending{{Ref: ref, Meta: meta, Blob: blob}})
+	return r[0].Meta, r[0].Err
+}
+
+// Pending is one artifact of a CommitMany.
+type Pending struct {
+	Ref  messages.Ref
+	Meta messages.Meta
+	Blob *Staged
+}
+
+// Committed is the outcome of one Pending, as Commit would return it.
+type Committed struct {
+	Meta messages.Meta
+	Err  error
+}
+
+// CommitMany commits several staged blobs, each as Commit would, in one
+// index transaction (group commit): the local tier actor hands it every Put
+// that arrived while the previous batch was committing, so concurrent
+// uploads share one Badger write (and, with Fsync, one fsync) instead of
+// queueing for one each. Each item succeeds or fails on its own (a refused
+// item does not fail the others); only a failed index commit fails every
+// item of the batch. Later items see the earlier ones, as if committed in
+// order: the same key twice keeps the last content. It takes ownership of
+// every blob.
+func (s *Store) CommitMany(items []Pending) []Committed {
+	out := make([]Committed, len(items))
+	ops := make([]*commitOp, 0, len(items))
+	for i, it := range items {
+		op, err := prepareCommit(it)
+		if err != nil {
+			it.Blob.Discard()
+			out[i].Err = err
+			continue
+		}
+		op.i = i
+		ops = append(ops, op)
+	}
+	if len(ops) > 0 {
+		s.wmu.Lock()
+		events := s.commitLocked(ops)
+		s.wmu.Unlock()
+		s.emit(events)
+	}
+	for _, op := range ops {
+		op.blob.Discard()
+		out[op.i] = Committed{Meta: op.stored, Err: op.err}
+		if op.err != nil {
+			out[op.i].Err = diskFull(op.err)
+		}
+	}
+	return out
+}
+
+// commitOp is one item of a batch on its way into the store.
+type commitOp struct {
+	i      int
+	ref    messages.Ref
+	name   []byte // nil for CAS refs
+	h      hashKey
+	meta   messages.Meta
+	blob   *Staged
+	now    int64
+	have   bool     // the blob was stored before this op (by the store or an earlier op)
+	placed bool     // this op put the blob's body in place (a file renamed, or inline)
+	entry  memEntry // the blob's index entry once committed
+	bs     string   // the build system the blob entry keeps
+	newCAS bool     // a stored blob is now also stored through the CAS namespace
+	stored messages.Meta
+	err    error
+}
+
+// prepareCommit checks what can be checked without the store's locks.
+func prepareCommit(it Pending) (*commitOp, error) {
+	ref, meta, blob := it.Ref, it.Meta, it.Blob
 	if !blob.sealed {
 		if err := blob.Seal(); err != nil {
-			return messages.Meta{}, fmt.Errorf("store: %s: %w", ref, err)
+			return nil, fmt.Errorf("store: %s: %w", ref, err)
 		}
 	}
 	hashHex, size := blob.Hash(), blob.Size()
 	h, err := parseHash(hashHex)
 	if err != nil {
-		return messages.Meta{}, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	var name []byte
 	if ref.IsCAS() {
 		if ref.Key != hashHex {
-			return messages.Meta{}, fmt.Errorf("store: %w: CAS key %s but content hash %s", tier.ErrInvalid, ref.Key, hashHex)
+			return nil, fmt.Errorf("store: %w: CAS key %s but content hash %s", tier.ErrInvalid, ref.Key, hashHex)
 		}
 	} else if name, err = refName(ref); err != nil {
-		return messages.Meta{}, fmt.Errorf("store: %w", err)
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	if meta.Hash != "" && meta.Hash != hashHex {
-		return messages.Meta{}, fmt.Errorf("store: %w: %s declared hash %s, content is %s", tier.ErrInvalid, ref, meta.Hash, hashHex)
+		return nil, fmt.Errorf("store: %w: %s declared hash %s, content is %s", tier.ErrInvalid, ref, meta.Hash, hashHex)
 	}
 	if meta.Size != 0 && meta.Size != size {
-		return messages.Meta{}, fmt.Errorf("store: %w: %s declared %d bytes, content is %d", tier.ErrInvalid, ref, meta.Size, size)
+		return nil, fmt.Errorf("store: %w: %s declared %d bytes, content is %d", tier.ErrInvalid, ref, meta.Size, size)
 	}
-
-	s.wmu.Lock()
-	stored, events, err := s.commitLocked(ref, name, h, meta, blob)
-	s.wmu.Unlock()
-	s.emit(events)
-	if err != nil {
-		return messages.Meta{}, diskFull(err)
-	}
-	return stored, nil
+	return &commitOp{ref: ref, name: name, h: h, meta: meta, blob: blob}, nil
 }
 
-func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta messages.Meta, blob *Staged) (messages.Meta, []EvictEvent, error) {
-	size, now, inline := blob.Size(), s.now().UnixNano(), blob.Inline()
-	s.mu.Lock()
-	existing, have := s.idx.blobs[h]
-	maxSize, used, policy := s.maxSize, s.idx.used, s.policy
-	s.mu.Unlock()
-
-	var events []EvictEvent
-	if !have {
-		if maxSize > 0 && used+size > maxSize {
-			if size > maxSize {
-				return messages.Meta{}, nil, fmt.Errorf("store: %s is %d bytes, more than the %d-byte cache: %w", ref, size, maxSize, tier.ErrFull)
-			}
-			_, _, ev, err := s.evictLocked(max(maxSize/10*9-size, 0), policy, "size")
-			events = ev
-			if err != nil {
-				return messages.Meta{}, events, fmt.Errorf("store: make room for %s: %w", ref, err)
-			}
-			if used, _ := s.Usage(); used+size > maxSize {
-				return messages.Meta{}, events, fmt.Errorf("store: no room for %s (%d bytes): %w", ref, size, tier.ErrFull)
-			}
-		}
-		if !inline {
-			if err := s.place(h, blob); err != nil {
-				return messages.Meta{}, events, fmt.Errorf("store: place %s: %w", ref, err)
+// commitLocked commits a batch: room is made and bodies are put in place
+// one op at a time, then every index entry is written in as few Badger
+// transactions as fit (one, unless the batch is huge), then the in-memory
+// index learns of them. A body becomes visible only with its entry, as for
+// a single commit. The caller holds wmu.
+func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
+	var (
+		events []EvictEvent
+		// added is what earlier ops of this batch store that the
+		// in-memory index does not know yet.
+		added      = map[hashKey]memEntry{}
+		addedBytes int64
+		live       []*commitOp
+		pinned     []hashKey
+	)
+	defer func() {
+		s.mu.Lock()
+		for _, h := range pinned {
+			if s.idx.pinned[h] <= 1 {
+				delete(s.idx.pinned, h)
+			} else {
+				s.idx.pinned[h]--
 			}
 		}
-	}
-
-	entry := existing
-	if !have {
-		entry = memEntry{size: size, created: now, lastAccess: now, inline: inline}
-	}
-	entry.cas = entry.cas || ref.IsCAS()
-	bv := blobValue{size: size, created: entry.created, lastAccess: entry.lastAccess,
-		accessCount: entry.accessCount, cas: entry.cas, inline: entry.inline, buildSystem: meta.BuildSystem}
-	kv := keyValue{hash: h, size: size, created: now, buildSystem: meta.BuildSystem, attrs: meta.Attrs}
-	var replaced *hashKey
-	err := s.db.Update(func(txn *badger.Txn) error {
-		if have {
-			// Keep the build system the blob was first stored with.
-			if item, err := txn.Get(blobIndexKey(h)); err == nil {
-				if err := item.Value(func(v []byte) error {
-					old, err := decodeBlobValue(v)
-					bv.buildSystem = old.buildSystem
-					return err
-				}); err != nil {
-					return err
+		s.mu.Unlock()
+	}()
+	for _, op := range ops {
+		size := op.blob.Size()
+		op.now = s.now().UnixNano()
+		s.mu.Lock()
+		existing, have := s.idx.blobs[op.h]
+		maxSize, used, policy := s.maxSize, s.idx.used, s.policy
+		s.mu.Unlock()
+		if e, ok := added[op.h]; ok {
+			existing, have = e, true
+		} else if have {
+			// A later op's eviction must not take the blob this op's key
+			// is about to point at: pinned until the batch is indexed.
+			s.mu.Lock()
+			s.idx.pinned[op.h]++
+			s.mu.Unlock()
+			pinned = append(pinned, op.h)
+		}
+		op.have = have
+		if !have {
+			if maxSize > 0 && used+addedBytes+size > maxSize {
+				if size > maxSize {
+					op.err = fmt.Errorf("store: %s is %d bytes, more than the %d-byte cache: %w", op.ref, size, maxSize, tier.ErrFull)
+					continue
+				}
+				_, _, ev, err := s.evictLocked(max(maxSize/10*9-size-addedBytes, 0), policy, "size")
+				events = append(events, ev...)
+				if err != nil {
+					op.err = fmt.Errorf("store: make room for %s: %w", op.ref, err)
+					continue
+				}
+				if used, _ := s.Usage(); used+addedBytes+size > maxSize {
+					op.err = fmt.Errorf("store: no room for %s (%d bytes): %w", op.ref, size, tier.ErrFull)
+					continue
 				}
 			}
-		}
-		if !have && inline {
-			// The body and the entry that makes it visible commit together.
-			if err := txn.Set(dataKey(h), blob.buf); err != nil {
-				return err
+			if !op.blob.Inline() {
+				if err := s.place(op.h, op.blob); err != nil {
+					op.err = fmt.Errorf("store: place %s: %w", op.ref, err)
+					continue
+				}
 			}
+			op.placed = true
+			existing = memEntry{size: size, created: op.now, lastAccess: op.now, inline: op.blob.Inline()}
+			addedBytes += size
 		}
-		if !have || (ref.IsCAS() && !existing.cas) {
-			if err := txn.Set(blobIndexKey(h), bv.encode()); err != nil {
-				return err
-			}
+		op.newCAS = op.ref.IsCAS() && !existing.cas
+		existing.cas = existing.cas || op.ref.IsCAS()
+		op.entry = existing
+		added[op.h] = existing
+		live = append(live, op)
+	}
+	if len(live) == 0 {
+		return events
+	}
+
+	replaced := map[*commitOp]hashKey{}
+	err := s.batchOps(live, func(txn *badger.Txn, op *commitOp) error {
+		old, err := s.indexOp(txn, op)
+		if err == nil && old != nil {
+			replaced[op] = *old
 		}
-		if name == nil {
-			return nil
-		}
-		old, err := getKeyValue(txn, name)
-		switch {
-		case errors.Is(err, badger.ErrKeyNotFound):
-		case err != nil:
-			return err
-		case old.hash != h:
-			replaced = &old.hash
-			if err := txn.Delete(refIndexKey(old.hash, name)); err != nil {
-				return err
-			}
-		}
-		if err := txn.Set(keyIndexKey(name), kv.encode()); err != nil {
-			return err
-		}
-		return txn.Set(refIndexKey(h, name), nil)
+		return err
 	})
 	if err != nil {
-		if !have && !inline {
-			os.Remove(s.blobPath(h))
+		for _, op := range live {
+			op.err = fmt.Errorf("store: index %s: %w", op.ref, err)
+			if op.placed && !op.blob.Inline() {
+				os.Remove(s.blobPath(op.h))
+			}
 		}
-		return messages.Meta{}, events, fmt.Errorf("store: index %s: %w", ref, err)
+		return events
 	}
 	s.mu.Lock()
-	if have {
-		if e, ok := s.idx.blobs[h]; ok {
-			e.cas = entry.cas
-			s.idx.blobs[h] = e
+	for _, op := range live {
+		if !op.placed {
+			if e, ok := s.idx.blobs[op.h]; ok {
+				e.cas = e.cas || op.entry.cas
+				s.idx.blobs[op.h] = e
+			}
+			continue
 		}
-	} else {
-		entry.bs = s.idx.intern(bv.buildSystem)
-		s.idx.put(h, entry)
+		e := op.entry
+		e.bs = s.idx.intern(op.meta.BuildSystem)
+		s.idx.put(op.h, e)
 	}
 	s.mu.Unlock()
-	if replaced != nil {
-		if err := s.collectIfUnreferenced(*replaced); err != nil {
-			s.log.Warn("remove blob no key refers to", "hash", replaced.String(), "err", err)
+	for _, op := range live {
+		if old, ok := replaced[op]; ok {
+			if err := s.collectIfUnreferenced(old); err != nil {
+				s.log.Warn("remove blob no key refers to", "hash", old.String(), "err", err)
+			}
+		}
+		e := op.entry
+		out := messages.Meta{Hash: op.h.String(), Size: e.size, BuildSystem: op.meta.BuildSystem, Attrs: op.meta.Attrs,
+			CreatedAt: unixTime(op.now), LastAccess: unixTime(e.lastAccess), AccessCount: e.accessCount}
+		if op.name == nil {
+			out.BuildSystem, out.Attrs, out.CreatedAt = op.bs, nil, unixTime(e.created)
+		}
+		op.stored = out
+	}
+	return events
+}
+
+// indexOp writes one op's index entries in txn: its inline body, its b/
+// entry (new blobs, or a blob now also stored through the CAS namespace),
+// and for keys the k/ entry and reverse ref. It returns the blob the key
+// pointed at before, when that was other content.
+func (s *Store) indexOp(txn *badger.Txn, op *commitOp) (*hashKey, error) {
+	h, e := op.h, op.entry
+	bv := blobValue{size: e.size, created: e.created, lastAccess: e.lastAccess,
+		accessCount: e.accessCount, cas: e.cas, inline: e.inline, buildSystem: op.meta.BuildSystem}
+	if op.have {
+		// Keep the build system the blob was first stored with.
+		if item, err := txn.Get(blobIndexKey(h)); err == nil {
+			if err := item.Value(func(v []byte) error {
+				old, err := decodeBlobValue(v)
+				bv.buildSystem = old.buildSystem
+				return err
+			}); err != nil {
+				return nil, err
+			}
 		}
 	}
-	out := messages.Meta{Hash: h.String(), Size: size, BuildSystem: meta.BuildSystem, Attrs: meta.Attrs,
-		CreatedAt: unixTime(now), LastAccess: unixTime(entry.lastAccess), AccessCount: entry.accessCount}
-	if name == nil {
-		out.BuildSystem, out.Attrs, out.CreatedAt = bv.buildSystem, nil, unixTime(entry.created)
+	op.bs = bv.buildSystem
+	if op.placed && e.inline {
+		// The body and the entry that makes it visible commit together.
+		if err := txn.Set(dataKey(h), op.blob.buf); err != nil {
+			return nil, err
+		}
 	}
-	return out, events, nil
+	if op.placed || op.newCAS {
+		if err := txn.Set(blobIndexKey(h), bv.encode()); err != nil {
+			return nil, err
+		}
+	}
+	if op.name == nil {
+		return nil, nil
+	}
+	var replaced *hashKey
+	old, err := getKeyValue(txn, op.name)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return nil, err
+	case old.hash != h:
+		replaced = &old.hash
+		if err := txn.Delete(refIndexKey(old.hash, op.name)); err != nil {
+			return nil, err
+		}
+	}
+	kv := keyValue{hash: h, size: e.size, created: op.now, buildSystem: op.meta.BuildSystem, attrs: op.meta.Attrs}
+	if err := txn.Set(keyIndexKey(op.name), kv.encode()); err != nil {
+		return nil, err
+	}
+	return replaced, txn.Set(refIndexKey(h, op.name), nil)
+}
+
+// batchOps applies fn to each op in one Badger transaction, starting a new
+// one when a transaction grows too big (a batch of many keys with large
+// attrs). The whole batch fails if any commit does: ops already committed
+// by an earlier transaction of the batch are idempotent to redo.
+func (s *Store) batchOps(ops []*commitOp, fn func(*badger.Txn, *commitOp) error) error {
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, op := range ops {
+		err := fn(txn, op)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return fmt.Errorf("commit index batch: %w", err)
+			}
+			txn = s.db.NewTransaction(true)
+			err = fn(txn, op)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("commit index batch: %w", err)
+	}
+	return nil
 }
 
 // place renames a sealed staging file to its blob path. The caller holds wmu.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
 	"github.com/tuist/fabrik-node/tier"
@@ -85,6 +86,10 @@ type Actor struct {
 	interval time.Duration
 	log      *slog.Logger
 	stop     chan struct{}
+	// pending are Puts waiting for the next group commit; committing is
+	// true while a batch is in flight (commitPending).
+	pending    []pendingPut
+	committing bool
 }
 
 // New returns a producer for the local tier actor. sweepEvery is how often
@@ -120,6 +125,15 @@ func (a *Actor) Receive(ctx actor.Context) {
 			close(a.stop)
 			a.stop = nil
 		}
+		// Puts still waiting for a batch are refused now rather than left
+		// to their askers' timeouts (a batch in flight answers itself).
+		for _, p := range a.pending {
+			p.put.Blob.Discard()
+			if p.sender != nil {
+				ctx.Send(p.sender, &PutResult{Err: fmt.Errorf("local tier: %w", actors.ErrStopped)})
+			}
+		}
+		a.pending = nil
 	case *messages.Get:
 		ctx.Respond(a.get(m))
 	case *messages.Stat:
@@ -133,9 +147,15 @@ func (a *Actor) Receive(ctx actor.Context) {
 		}
 		ctx.Respond(res)
 	case *Put:
-		res := a.put(m)
-		if ctx.Sender() != nil {
-			ctx.Respond(res)
+		a.pending = append(a.pending, pendingPut{put: m, sender: ctx.Sender()})
+		if !a.committing {
+			a.commitPending(ctx)
+		}
+	case *committed:
+		a.committing = false
+		a.answer(ctx, m.batch, m.results)
+		if len(a.pending) > 0 {
+			a.commitPending(ctx)
 		}
 	case *messages.Delete:
 		_, statErr := a.store.Stat(m.Ref)
@@ -176,13 +196,72 @@ func (a *Actor) get(m *messages.Get) *messages.GetResult {
 	}
 }
 
-// put commits a staged blob.
-func (a *Actor) put(m *Put) *PutResult {
-	_, err := a.store.Commit(m.Ref, m.Meta, m.Blob)
-	if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
-		a.log.Error("local commit failed", "ref", m.Ref.String(), "err", err)
+// maxBatch bounds one group commit: enough to share a Badger write among
+// every upload a busy node has in flight, small enough that one batch
+// stays one transaction.
+const maxBatch = 256
+
+// pendingPut is a Put waiting for the next group commit, with whom to answer.
+type pendingPut struct {
+	put    *Put
+	sender *actor.PID
+}
+
+// committed is a group commit's outcome, sent by its goroutine to the actor.
+type committed struct {
+	batch   []pendingPut
+	results []store.Committed
+}
+
+// commitPending commits the Puts that arrived since the last batch started,
+// in one store.CommitMany, in a goroutine: the mailbox keeps taking Puts
+// meanwhile, and they make up the next batch (group commit). One batch is
+// in flight at a time, so commits stay in arrival order. Other mutations
+// (delete, eviction, limits) run in the mailbox as before; the store
+// orders them with a batch under its own write lock, and a Put is
+// concurrent with them until its answer.
+func (a *Actor) commitPending(ctx actor.Context) {
+	batch := a.pending
+	if len(batch) > maxBatch {
+		batch, a.pending = batch[:maxBatch:maxBatch], batch[maxBatch:]
+	} else {
+		a.pending = nil
 	}
-	return &PutResult{Err: err}
+	a.committing = true
+	self, root, st := ctx.Self(), ctx.ActorSystem().Root, a.store
+	go func() {
+		items := make([]store.Pending, len(batch))
+		for i, p := range batch {
+			items[i] = store.Pending{Ref: p.put.Ref, Meta: p.put.Meta, Blob: p.put.Blob}
+		}
+		var results []store.Committed
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("local commit panicked", "panic", p)
+					results = make([]store.Committed, len(batch))
+					for i := range results {
+						results[i].Err = fmt.Errorf("local tier panicked: %v", p)
+					}
+				}
+			}()
+			results = st.CommitMany(items)
+		}()
+		root.Send(self, &committed{batch: batch, results: results})
+	}()
+}
+
+// answer replies to each Put of a batch.
+func (a *Actor) answer(ctx actor.Context, batch []pendingPut, results []store.Committed) {
+	for i, p := range batch {
+		err := results[i].Err
+		if err != nil && !errors.Is(err, tier.ErrFull) && !errors.Is(err, tier.ErrInvalid) {
+			a.log.Error("local commit failed", "ref", p.put.Ref.String(), "err", err)
+		}
+		if p.sender != nil {
+			ctx.Send(p.sender, &PutResult{Err: err})
+		}
+	}
 }
 
 // failureFor is the reply to msg when handling it panicked: the request's

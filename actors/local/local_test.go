@@ -174,3 +174,66 @@ func TestTTLSweep(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Puts that arrive together are committed in group commits, each answered
+// with its own outcome: a refused one (a declared hash the content does not
+// have) fails alone, and two Puts of one key keep the later content.
+func TestConcurrentPutsAnswerEachAsker(t *testing.T) {
+	st, l := start(t, 0, 0, store.Options{})
+	const n = 64
+	futures := make([]<-chan error, n)
+	body := func(i int) []byte { return bytes.Repeat([]byte{byte(i), byte(i >> 8)}, 500) }
+	for i := range n {
+		meta := messages.Meta{}
+		if i == 7 {
+			meta.Hash = "0000000000000000000000000000000000000000000000000000000000000000"
+		}
+		r := messages.Ref{Namespace: "gradle", Key: string(rune('a'+i%32)) + "-" + string(rune('a'+i/32))}
+		if i == n-1 {
+			r = messages.Ref{Namespace: "gradle", Key: "a-a"} // the same key as i == 0
+		}
+		done := make(chan error, 1)
+		futures[i] = done
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			res, err := actors.AskFor[*local.PutResult](ctx, l, &local.Put{Ref: r, Meta: meta, Blob: staged(t, st, body(i))})
+			if err == nil {
+				err = res.Err
+			}
+			done <- err
+		}()
+		if i == 0 {
+			// Let the first Put commit before the rest, so the repeat of
+			// its key comes after it.
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			futures[0] = nil
+		}
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		err := <-f
+		if i == 7 {
+			if !errors.Is(err, tier.ErrInvalid) {
+				t.Errorf("put with a wrong declared hash: %v, want ErrInvalid", err)
+			}
+		} else if err != nil {
+			t.Errorf("put %d: %v", i, err)
+		}
+	}
+	_, r, err := st.Open(messages.Ref{Namespace: "gradle", Key: "a-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, _ := io.ReadAll(r); !bytes.Equal(got, body(n-1)) {
+		t.Fatal("a key put twice does not hold the later content")
+	}
+	if _, objs := st.Usage(); objs != n-2 {
+		t.Errorf("%d blobs stored, want %d (the refused one and the overwritten one gone)", objs, n-2)
+	}
+}

@@ -92,6 +92,11 @@ type CacheConfig struct {
 	// kept in memory so the hottest reads touch no file (admission by
 	// access frequency, TinyLFU). 0 disables it. Default 64MB.
 	HotSize ByteSize `toml:"hot_size"`
+	// InlineMax is the largest artifact stored inside the index (Badger's
+	// value log) instead of as a file of its own: below it, a file create
+	// and rename per artifact cost more than its bytes. 0 gives every
+	// artifact a file. Default 64KiB.
+	InlineMax ByteSize `toml:"inline_max"`
 	// GitHubActions uses the GitHub Actions cache as a storage tier when an
 	// edge runs inside an Actions job (detected from ACTIONS_RUNTIME_TOKEN
 	// and ACTIONS_RESULTS_URL or ACTIONS_CACHE_URL). Default (unset): on
@@ -476,6 +481,7 @@ func defaults(role Role, getenv func(string) string, home string) Config {
 			MaxArtifactSize: 1000 * 1000 * 1000,
 			Fsync:           false,
 			HotSize:         64 * 1000 * 1000,
+			InlineMax:       64 << 10,
 		},
 		Auth: AuthConfig{KeyRefreshInterval: Duration(5 * time.Minute), Leeway: Duration(30 * time.Second), TenantClaim: "project_id"},
 		BuildTools: BuildToolsConfig{

@@ -58,6 +58,7 @@ func Validate(c *Config) []Problem {
 	nonNegative("cache.max_size", int64(c.Cache.MaxSize), "a size")
 	nonNegative("cache.max_artifact_size", int64(c.Cache.MaxArtifactSize), "a size")
 	nonNegative("cache.hot_size", int64(c.Cache.HotSize), "a size")
+	nonNegative("cache.inline_max", int64(c.Cache.InlineMax), "a size")
 	nonNegative("cache.default_ttl", int64(c.Cache.DefaultTTL), "a duration")
 	oneOf("cache.eviction_policy", c.Cache.EvictionPolicy, EvictionPolicies)
 

@@ -108,6 +108,10 @@ func (n *Node) Start() (err error) {
 	}()
 	n.sys = actors.NewSystem()
 	c := n.cfg.Cache
+	inlineMax := int64(c.InlineMax)
+	if inlineMax == 0 {
+		inlineMax = -1 // "0" in the config turns inline storage off
+	}
 	n.store, err = store.Open(store.Options{
 		Dir:        c.Dir,
 		MaxSize:    int64(c.MaxSize),
@@ -115,6 +119,7 @@ func (n *Node) Start() (err error) {
 		DefaultTTL: c.DefaultTTL.D(),
 		Fsync:      c.Fsync,
 		HotSize:    int64(c.HotSize),
+		InlineMax:  inlineMax,
 		Logger:     n.log,
 		OnEvict:    n.onEvict,
 	})

@@ -1,23 +1,32 @@
 // Package store is the local tier's storage engine: content-addressed blob
-// files plus a key index in Badger, bounded by an in-memory eviction index.
+// files (small blobs inline in Badger) plus a key index in Badger, bounded
+// by an in-memory eviction index.
 //
 // On-disk layout under Options.Dir:
 //
 //	tmp/                 staging files (Stager); anything here at Open is garbage
-//	blobs/ab/<sha256>    one file per distinct content, named by its hash;
+//	blobs/ab/<sha256>    one file per distinct content above InlineMax, named by its hash;
 //	                     256 shard directories (a million blobs is ~4,000
 //	                     files a directory, which ext4 and xfs index well;
 //	                     a second level would cost two mkdirs per new blob
 //	                     for the first 65,536 of them)
 //	index/               Badger v4:
 //	  k/<ns>\x00<key>        -> hash, size, build system, attrs, created
-//	  b/<sha256>             -> size, created, last access, access count, cas flag, build system
+//	  b/<sha256>             -> size, created, last access, access count, cas and inline flags, build system
+//	  d/<sha256>             -> the body of an inline blob (InlineMax or smaller)
 //	  r/<sha256>/<ns>\x00<key> -> (empty) reverse ref: which keys die with the blob
 //	  q/<upstream>/<seq>     the upload queue (Queue); kept by Clear
 //
+// Inline blobs. A blob of up to InlineMax bytes is staged in memory and its
+// body written as d/<hash> in the same transaction as its b/ entry, so it
+// needs no file create, rename or unlink: for the small artifacts builds
+// upload most, those were most of a PUT's cost. Its reads are one Badger
+// lookup (or the hot tier), and it leaves with its b/ entry.
+//
 // Crash safety. A blob becomes visible only through its b/ entry, and that
 // entry is written after the blob file has been fully written, verified
-// against its hash (Stager), and renamed into place. rename(2) is atomic, so
+// against its hash (Stager), and renamed into place (an inline body commits
+// with the entry itself). rename(2) is atomic, so
 // blobs/ only ever holds complete files; a crash before the Badger commit
 // leaves an orphan file that Open deletes. Badger commits k/, b/ and r/ in one
 // transaction, so a key and its reverse ref appear together. Deletion goes the

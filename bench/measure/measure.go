@@ -81,6 +81,45 @@ func PeakRSS(pid int) (peak, current int64, err error) {
 	return peak, current, nil
 }
 
+// Memory is a process's resident memory split by kind (from
+// /proc/<pid>/status): Anon is heap, stacks and other private memory, where
+// leaks show; File is mapped file pages (the binary, memory-mapped files
+// such as Badger's value log), page cache the kernel reclaims under
+// pressure.
+type Memory struct {
+	RSS, Anon, File int64
+}
+
+// ResidentMemory reads a process's Memory.
+func ResidentMemory(pid int) (Memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Memory{}, fmt.Errorf("read memory of pid %d: %w", pid, err)
+	}
+	var m Memory
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		var dst *int64
+		switch name {
+		case "VmRSS":
+			dst = &m.RSS
+		case "RssAnon":
+			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
+		}
+		if !ok || dst == nil {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("parse %s of pid %d: %w", name, pid, err)
+		}
+		*dst = kb << 10
+	}
+	return m, nil
+}
+
 // Pids parses "name=pid,name=pid" (or bare pids, named by themselves).
 func Pids(s string) (map[string]int, []string, error) {
 	m := map[string]int{}

@@ -51,3 +51,13 @@ func TestPids(t *testing.T) {
 		t.Fatal("bad pid accepted")
 	}
 }
+
+func TestResidentMemoryOfThisProcess(t *testing.T) {
+	m, err := ResidentMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Anon <= 0 || m.File <= 0 || m.RSS < m.Anon {
+		t.Fatalf("memory of this test process: %+v", m)
+	}
+}

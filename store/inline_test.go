@@ -232,3 +232,26 @@ func TestCommitManyItemsStandAlone(t *testing.T) {
 		t.Errorf("staging leftovers: %v", f)
 	}
 }
+
+// Pending.Pin pins the blob as it is committed: no eviction can take it
+// until it is unpinned.
+func TestCommitManyPins(t *testing.T) {
+	s := openStore(t, Options{})
+	b := content(7, 2000)
+	if r := s.CommitMany([]Pending{{Ref: key("p"), Blob: stagedBlob(t, s, b), Pin: true}}); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	if _, _, err := s.EvictTo(0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(t, s, key("p")), b) {
+		t.Fatal("a pinned blob was evicted")
+	}
+	s.Unpin(sum(b))
+	if _, _, err := s.EvictTo(0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, s, key("p")) != nil {
+		t.Fatal("an unpinned blob was not evicted")
+	}
+}

@@ -59,6 +59,10 @@ type Pending struct {
 	Ref  messages.Ref
 	Meta messages.Meta
 	Blob *Staged
+	// Pin pins the blob (Pin) in the same step that makes it visible, so
+	// no eviction can come between its commit and the caller's next step;
+	// the caller Unpins it. Only a successful commit pins.
+	Pin bool
 }
 
 // Committed is the outcome of one Pending, as Commit would return it.
@@ -86,7 +90,7 @@ func (s *Store) CommitMany(items []Pending) []Committed {
 			out[i].Err = err
 			continue
 		}
-		op.i = i
+		op.i, op.pin = i, it.Pin
 		ops = append(ops, op)
 	}
 	if len(ops) > 0 {
@@ -119,6 +123,7 @@ type commitOp struct {
 	entry  memEntry // the blob's index entry once committed
 	bs     string   // the build system the blob entry keeps
 	newCAS bool     // a stored blob is now also stored through the CAS namespace
+	pin    bool     // pin the blob once committed (Pending.Pin)
 	stored messages.Meta
 	err    error
 }
@@ -253,6 +258,9 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 	}
 	s.mu.Lock()
 	for _, op := range live {
+		if op.pin {
+			s.idx.pinned[op.h]++
+		}
 		if !op.placed {
 			if e, ok := s.idx.blobs[op.h]; ok {
 				e.cas = e.cas || op.entry.cas

@@ -32,6 +32,18 @@ type Put struct {
 	Ref  messages.Ref
 	Meta messages.Meta
 	Blob *store.Staged
+	// Pin holds the committed blob against eviction from the moment it is
+	// committed until an Unpin: the router sets it when the blob still has
+	// to be queued for write-through, since under a small max_size the
+	// next commit's eviction could otherwise take a blob acknowledged a
+	// moment ago, before the upload pool pinned it (lost from every tier).
+	Pin bool
+}
+
+// Unpin releases a Put's Pin (the router sends it once the upload pool
+// holds its own pins). No reply.
+type Unpin struct {
+	Hash string
 }
 
 // PutResult answers Put. Err is nil once the artifact is durable in the
@@ -151,6 +163,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		if !a.committing {
 			a.commitPending(ctx)
 		}
+	case *Unpin:
+		a.store.Unpin(m.Hash)
 	case *committed:
 		a.committing = false
 		a.answer(ctx, m.batch, m.results)
@@ -232,7 +246,7 @@ func (a *Actor) commitPending(ctx actor.Context) {
 	go func() {
 		items := make([]store.Pending, len(batch))
 		for i, p := range batch {
-			items[i] = store.Pending{Ref: p.put.Ref, Meta: p.put.Meta, Blob: p.put.Blob}
+			items[i] = store.Pending{Ref: p.put.Ref, Meta: p.put.Meta, Blob: p.put.Blob, Pin: p.put.Pin}
 		}
 		var results []store.Committed
 		func() {

@@ -201,6 +201,8 @@ func (a *Actor) statMany(ctx actor.Context, m *messages.StatMany) {
 
 // write commits locally, then persists write-through jobs, then answers.
 func (a *Actor) write(ctx actor.Context, m *local.Put) {
+	targets := a.writableAbove(len(a.opts.Upstreams))
+	m.Pin = a.queues(targets)
 	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
 		r, err := actors.Reply[*local.PutResult](res, err)
@@ -215,7 +217,10 @@ func (a *Actor) write(ctx actor.Context, m *local.Put) {
 		}
 		meta := m.Meta
 		meta.Hash, meta.Size = m.Blob.Hash(), m.Blob.Size()
-		a.enqueue(ctx, m.Ref, meta, a.writableAbove(len(a.opts.Upstreams)), func() { ctx.Respond(r) })
+		a.enqueue(ctx, m.Ref, meta, targets, func() {
+			a.unpin(ctx, m)
+			ctx.Respond(r)
+		})
 	})
 }
 
@@ -228,6 +233,20 @@ func (a *Actor) writableAbove(n int) []string {
 		}
 	}
 	return names
+}
+
+// queues reports whether a write to targets will be queued for upload:
+// then its local commit pins the blob until the queue holds it (local.Put).
+func (a *Actor) queues(targets []string) bool {
+	return len(targets) > 0 && a.opts.Uploads.Valid()
+}
+
+// unpin releases the pin a Put with Pin took, once the upload pool holds
+// its own (or gave up queueing).
+func (a *Actor) unpin(ctx actor.Context, m *local.Put) {
+	if m.Pin {
+		ctx.Send(a.opts.Local.PID(), &local.Unpin{Hash: m.Blob.Hash()})
+	}
 }
 
 // enqueue hands write-through jobs to the upload pool and calls then once

@@ -325,3 +325,22 @@ func TestStatFallsBackWithoutWriteBack(t *testing.T) {
 		t.Fatalf("a Stat wrote back: %v", err)
 	}
 }
+
+// A write-through artifact is pinned from its commit until it is uploaded
+// (the commit's own pin, then the upload pool's), and no pin outlives the
+// upload: afterwards eviction may take it like any other blob.
+func TestWriteThroughPinsAreReleased(t *testing.T) {
+	e := newEnv(t, up{})
+	b := body(t, 5000)
+	e.put(t, ref("k"), b)
+	eventually(t, "the upstream receives the write", func() bool {
+		_, ok := e.ups[0].Has(ref("k"))
+		return ok
+	})
+	eventually(t, "the uploaded blob becomes evictable", func() bool {
+		if _, _, err := e.store.EvictTo(0, ""); err != nil {
+			t.Fatal(err)
+		}
+		return !e.local(ref("k"))
+	})
+}

@@ -36,6 +36,8 @@ func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetRe
 // commitWriteBack stores a verified upstream hit locally, then queues it
 // for the writable upstreams above the one that served it.
 func (a *Actor) commitWriteBack(ctx actor.Context, m *writeBackDone) {
+	targets := a.writableAbove(m.served)
+	m.put.Pin = a.queues(targets)
 	fut := ctx.RequestFuture(a.opts.Local.PID(), m.put, localTimeout)
 	ctx.ReenterAfter(fut, func(res any, err error) {
 		r, err := actors.Reply[*local.PutResult](res, err)
@@ -49,7 +51,7 @@ func (a *Actor) commitWriteBack(ctx actor.Context, m *writeBackDone) {
 		}
 		meta := m.put.Meta
 		meta.Hash, meta.Size = m.put.Blob.Hash(), m.put.Blob.Size()
-		a.enqueue(ctx, m.put.Ref, meta, a.writableAbove(m.served), func() {})
+		a.enqueue(ctx, m.put.Ref, meta, targets, func() { a.unpin(ctx, m.put) })
 	})
 }
 

@@ -7,7 +7,8 @@
 # from S3. Fails on any request error or unbounded RSS/goroutine growth
 # (see bench/soak for the rule). Not part of `make test`.
 #
-# Environment: SOAK_DURATION, SOAK_CLIENTS (default 4), SOAK_REPORT
+# Environment: SOAK_DURATION, SOAK_CLIENTS (default 4), SOAK_WRITE_RATE
+# (bytes/s of new artifacts, default 2 MiB/s; 0 unbounded), SOAK_REPORT
 # (default 1m), SOAK_GROWTH (default 1.5), SOAK_ALLOW_LOST=true (report
 # acknowledged artifacts missing from every tier without failing), FABRIK_MINIO_BIN.
 set -euo pipefail
@@ -109,7 +110,7 @@ start_node edge edge "$WORK/edge.toml" "$(port 9)"
 
 status=0
 "$WORK/soak" -url "http://127.0.0.1:$(port 7)" -duration "$DURATION" \
-  -clients "${SOAK_CLIENTS:-4}" -allow-lost="${SOAK_ALLOW_LOST:-false}" -report "${SOAK_REPORT:-1m}" -growth "${SOAK_GROWTH:-1.5}" \
+  -clients "${SOAK_CLIENTS:-4}" -write-rate "${SOAK_WRITE_RATE:-2097152}" -allow-lost="${SOAK_ALLOW_LOST:-false}" -report "${SOAK_REPORT:-1m}" -growth "${SOAK_GROWTH:-1.5}" \
   -pids "edge=$pid_edge,regional=$pid_regional" \
   -metrics "edge=http://127.0.0.1:$(port 10),regional=http://127.0.0.1:$(port 5)" || status=$?
 if [ "$status" != 0 ]; then

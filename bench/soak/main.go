@@ -61,6 +61,7 @@ type options struct {
 	rssSlack                 int64
 	goroutineSlack           int
 	run                      uint64
+	writeRate                int64
 }
 
 func main() {
@@ -78,12 +79,44 @@ func main() {
 	flag.Int64Var(&o.rssSlack, "rss-slack", 64<<20, "bytes of RSS growth always allowed")
 	flag.IntVar(&o.goroutineSlack, "goroutine-slack", 50, "goroutines of growth always allowed")
 	flag.Uint64Var(&o.run, "run", uint64(time.Now().UnixNano()), "run id (keys are unique per run)")
+	flag.Int64Var(&o.writeRate, "write-rate", 2<<20, "bytes per second of new artifacts at most, over all clients (0: unbounded)")
 	flag.Parse()
 	if err := soak(o); err != nil {
 		fmt.Fprintln(os.Stderr, "[soak] FAIL:", err)
 		os.Exit(1)
 	}
 	fmt.Println("[soak] PASS")
+}
+
+// pacer bounds the rate of new bytes written. A soak looks for leaks at a
+// load the chain can sustain: past what the regional's S3 uploads absorb,
+// queued (pinned) artifacts fill the caches and the node refuses writes
+// with 413 by design, rather than drop an acknowledged artifact.
+type pacer struct {
+	mu   sync.Mutex
+	next time.Time
+	rate float64 // bytes per second; 0 is unbounded
+}
+
+// wait blocks until n more bytes may be written; false if ctx ended first.
+func (p *pacer) wait(ctx context.Context, n int64) bool {
+	if p.rate <= 0 {
+		return true
+	}
+	p.mu.Lock()
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	at := p.next
+	p.next = p.next.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
+	p.mu.Unlock()
+	select {
+	case <-time.After(time.Until(at)):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // written records when artifact i finished uploading, and its size.
@@ -170,6 +203,7 @@ func soak(o options) error {
 		firstErr.CompareAndSwap(nil, msg)
 		fmt.Fprintln(os.Stderr, "[soak] error:", msg)
 	}
+	pace := &pacer{rate: float64(o.writeRate)}
 	var wg sync.WaitGroup
 	for c := 0; c < o.clients; c++ {
 		wg.Add(1)
@@ -183,6 +217,9 @@ func soak(o options) error {
 					size := int64(4<<10) << rng.IntN(9) // 4 KiB .. 1 MiB
 					i := int(next.Add(1))
 					key := pattern.Key(o.run, i)
+					if !pace.wait(ctx, size) {
+						return
+					}
 					start := time.Now()
 					code, err := put(ctx, client, o.url, key, size)
 					if ctx.Err() != nil {

@@ -167,6 +167,11 @@ func (s *Store) commitLocked(ref messages.Ref, name []byte, h hashKey, meta mess
 		}
 		return txn.Set(refIndexKey(h, name), nil)
 	})
+	if name != nil {
+		// The key may have resolved to other content: readers must not
+		// answer from what the hot tier cached (keycache.go).
+		s.hotKeys().forget(name)
+	}
 	if err != nil {
 		if !have && !inline {
 			os.Remove(s.blobPath(h))
@@ -305,6 +310,7 @@ func (s *Store) Delete(ref messages.Ref) error {
 		}
 		return txn.Delete(refIndexKey(kv.hash, name))
 	})
+	s.hotKeys().forget(name) // keycache.go
 	if err != nil {
 		return fmt.Errorf("store: delete %s: %w", ref, err)
 	}

@@ -91,7 +91,7 @@ type CacheConfig struct {
 	// HotSize bounds the in-memory hot tier: bodies of blobs up to 64 KiB
 	// kept in memory so the hottest reads touch no file (admission by
 	// access frequency, TinyLFU), and what the keys of up to HotSize/4KiB
-	// of them resolve to (about 200 bytes each), so such a read touches no
+	// of them resolve to (about 220 bytes each), so such a read touches no
 	// index either. 0 disables it. Default 64MB.
 	HotSize ByteSize `toml:"hot_size"`
 	// GitHubActions uses the GitHub Actions cache as a storage tier when an

@@ -39,7 +39,7 @@ type cachedKey struct {
 
 // hotKeyBytes is the hot tier's bytes per cached key: the cache holds up to
 // one key per 4 KiB of the hot tier's bound (as many as the tier holds
-// 4 KiB bodies), about 200 bytes each.
+// 4 KiB bodies), about 220 bytes each.
 const hotKeyBytes = 4 << 10
 
 // newKeyCache returns a cache of at most max keys (nil when max <= 0; a nil

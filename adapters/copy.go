@@ -19,9 +19,12 @@ func Copy(dst io.Writer, src io.Reader) (int64, error) {
 }
 
 // smallBody is the size up to which SendBody reads the body into a pooled
-// buffer and writes it with the headers in one write(2): for a small
-// artifact that costs fewer system calls than net/http's sendfile path
-// (read a sniff prefix, write headers, sendfile the rest).
+// buffer and writes it in one Write: for a small artifact that costs fewer
+// system calls than net/http's sendfile path (read a sniff prefix, write
+// headers, sendfile the rest). net/http's connection buffer is 4 KiB, so
+// the headers and a body of up to about 3.9 KiB leave in one write(2); a
+// larger one in two or more (a 4 KiB body: two, as from any net/http
+// server, the in-memory limit included).
 const smallBody = 64 << 10
 
 // SendBody writes a response body of the given size from body.

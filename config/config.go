@@ -90,7 +90,9 @@ type CacheConfig struct {
 	Fsync bool `toml:"fsync"`
 	// HotSize bounds the in-memory hot tier: bodies of blobs up to 64 KiB
 	// kept in memory so the hottest reads touch no file (admission by
-	// access frequency, TinyLFU). 0 disables it. Default 64MB.
+	// access frequency, TinyLFU), and what the keys of up to HotSize/4KiB
+	// of them resolve to (about 220 bytes each), so such a read touches no
+	// index either. 0 disables it. Default 64MB.
 	HotSize ByteSize `toml:"hot_size"`
 	// InlineMax is the largest artifact stored inside the index (Badger's
 	// value log) instead of as a file of its own: below it, a file create

@@ -31,10 +31,13 @@ import (
 // DefaultHotMaxObject is the largest blob the hot tier keeps.
 const DefaultHotMaxObject = 64 << 10
 
-// hotTier is the bounded in-memory body cache; nil when disabled.
+// hotTier is the bounded in-memory body cache; nil when disabled. It also
+// keeps the key resolutions of small blobs (keyCache), so that a hot read
+// by key touches neither the disk nor Badger.
 type hotTier struct {
 	c         *ristretto.Cache[string, []byte]
 	maxObject int64
+	keys      *keyCache
 }
 
 func newHotTier(size, maxObject int64) (*hotTier, error) {
@@ -55,7 +58,16 @@ func newHotTier(size, maxObject int64) (*hotTier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: hot tier: %w", err)
 	}
-	return &hotTier{c: c, maxObject: maxObject}, nil
+	return &hotTier{c: c, maxObject: maxObject, keys: newKeyCache(int(max(size/hotKeyBytes, 1)))}, nil
+}
+
+// hotKeys is the key cache of the hot tier (nil, which caches nothing,
+// when the tier is off).
+func (s *Store) hotKeys() *keyCache {
+	if s.hot == nil {
+		return nil
+	}
+	return s.hot.keys
 }
 
 // hotBody is an in-memory blob body.
@@ -120,10 +132,11 @@ func (s *Store) hotDrop(h hashKey) {
 	}
 }
 
-// hotClear empties the hot tier; the caller holds mu.
+// hotClear empties the hot tier, bodies and keys; the caller holds mu.
 func (s *Store) hotClear() {
 	if s.hot != nil {
 		s.hot.c.Clear()
+		s.hot.keys.clear()
 	}
 }
 

@@ -222,19 +222,28 @@ func (s *Store) Blobs(fn func(messages.Meta) bool) error {
 // access. kv is nil for CAS refs.
 func (s *Store) lookup(ref messages.Ref) (hashKey, memEntry, *keyValue, error) {
 	var (
-		h   hashKey
-		kv  *keyValue
-		err error
+		h    hashKey
+		kv   *keyValue
+		name []byte
+		gen  uint64
+		err  error
 	)
+	keys := s.hotKeys()
 	if ref.IsCAS() {
 		if h, err = parseHash(ref.Key); err != nil {
 			return h, memEntry{}, nil, fmt.Errorf("store: %w", err)
 		}
 	} else {
-		name, err := refName(ref)
-		if err != nil {
+		if name, err = refName(ref); err != nil {
 			return h, memEntry{}, nil, fmt.Errorf("store: %w", err)
 		}
+		if c, ok := keys.get(name); ok {
+			if e, ok := s.touchCached(c); ok {
+				return c.kv.hash, e, &c.kv, nil
+			}
+			keys.drop(name, c)
+		}
+		gen = keys.generation()
 		var v keyValue
 		err = s.db.View(func(txn *badger.Txn) error {
 			v, err = getKeyValue(txn, name)
@@ -251,6 +260,9 @@ func (s *Store) lookup(ref messages.Ref) (hashKey, memEntry, *keyValue, error) {
 	e, ok := s.idx.touch(h, s.now().UnixNano())
 	pending := s.idx.dirty
 	s.mu.Unlock()
+	if ok && kv != nil && s.hot != nil && e.size <= s.hot.maxObject {
+		keys.put(name, gen, cachedKey{kv: *kv, created: e.created})
+	}
 	if !ok {
 		if kv != nil {
 			// The key outlived its blob (a crash between eviction's file
@@ -261,6 +273,23 @@ func (s *Store) lookup(ref messages.Ref) (hashKey, memEntry, *keyValue, error) {
 	}
 	s.noteAccess(pending)
 	return h, e, kv, nil
+}
+
+// touchCached counts an access to the blob a cached key names, if the
+// index still holds that blob (same hash, same creation: not evicted, nor
+// evicted and stored again since it was cached).
+func (s *Store) touchCached(c cachedKey) (memEntry, bool) {
+	s.mu.Lock()
+	e, ok := s.idx.blobs[c.kv.hash]
+	if !ok || e.created != c.created {
+		s.mu.Unlock()
+		return memEntry{}, false
+	}
+	e, _ = s.idx.touch(c.kv.hash, s.now().UnixNano())
+	pending := s.idx.dirty
+	s.mu.Unlock()
+	s.noteAccess(pending)
+	return e, true
 }
 
 // dropBroken removes blob h after a reader found its file missing or of the

@@ -83,7 +83,8 @@ type Options struct {
 	// Now is the clock; nil means time.Now. Tests use it for TTL.
 	Now func() time.Time
 	// HotSize bounds the bytes of the in-memory hot tier of small blob
-	// bodies (hot.go); 0 disables it.
+	// bodies (hot.go); 0 disables it, and the key cache with it
+	// (keycache.go, one key per 4 KiB of HotSize).
 	HotSize int64
 	// HotMaxObject is the largest blob the hot tier keeps (default
 	// DefaultHotMaxObject, 64 KiB).

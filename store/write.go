@@ -247,6 +247,11 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 		}
 		return err
 	})
+	if name != nil {
+		// The key may have resolved to other content: readers must not
+		// answer from what the hot tier cached (keycache.go).
+		s.hotKeys().forget(name)
+	}
 	if err != nil {
 		for _, op := range live {
 			op.err = fmt.Errorf("store: index %s: %w", op.ref, err)
@@ -478,6 +483,7 @@ func (s *Store) Delete(ref messages.Ref) error {
 		}
 		return txn.Delete(refIndexKey(kv.hash, name))
 	})
+	s.hotKeys().forget(name) // keycache.go
 	if err != nil {
 		return fmt.Errorf("store: delete %s: %w", ref, err)
 	}

@@ -163,3 +163,41 @@ func TestFullStoreIs413(t *testing.T) {
 		t.Fatalf("PUT larger than the store: %s %s, want 413 saying the cache is full", resp.Status, msg)
 	}
 }
+
+// fileWriter is a ResponseWriter with net/http's io.ReaderFrom (the
+// sendfile path), recording whether the body reached it as a file.
+type fileWriter struct {
+	*httptest.ResponseRecorder
+	fromFile bool
+}
+
+func (w *fileWriter) ReadFrom(r io.Reader) (int64, error) {
+	if _, ok := r.(interface{ Fd() uintptr }); ok {
+		w.fromFile = true
+	}
+	return io.Copy(w.ResponseRecorder, r)
+}
+
+// A local hit larger than the small-body limit reaches the ResponseWriter's
+// ReadFrom as the blob's open file, which net/http turns into sendfile(2):
+// nothing on the read path (router, store, SendBody) may wrap the body or
+// copy it through a userspace buffer.
+func TestLargeHitIsSentFromTheFile(t *testing.T) {
+	cache, _ := cachetest.NewWithStore(t, cachetest.Options{})
+	mux := http.NewServeMux()
+	New(cache, Options{MaxArtifactSize: 8 << 20}).Routes(mux)
+	body := random(1 << 20)
+	put := httptest.NewRecorder()
+	mux.ServeHTTP(put, httptest.NewRequest(http.MethodPut, "/cache/"+key, bytes.NewReader(body)))
+	if put.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", put.Code, put.Body)
+	}
+	w := &fileWriter{ResponseRecorder: httptest.NewRecorder()}
+	mux.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/cache/"+key, nil))
+	if w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), body) {
+		t.Fatalf("GET: %d, %d bytes, want 200 and the %d stored", w.Code, w.Body.Len(), len(body))
+	}
+	if !w.fromFile {
+		t.Fatal("the body did not reach the ResponseWriter's ReadFrom as a file: a large hit would be copied in userspace instead of sent with sendfile")
+	}
+}

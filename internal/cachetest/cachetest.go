@@ -34,7 +34,9 @@ func NewWithStore(t testing.TB, opts Options) (adapters.Cache, *store.Store) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = 1 << 30
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "cache"), MaxSize: opts.MaxSize, Policy: "lru"})
+	// The hot tier is on, as in a node (cache.hot_size defaults to 64MB),
+	// so adapter tests read small blobs through its body and key caches.
+	st, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "cache"), MaxSize: opts.MaxSize, Policy: "lru", HotSize: 1 << 20})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

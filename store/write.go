@@ -247,10 +247,12 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 		}
 		return err
 	})
-	if name != nil {
-		// The key may have resolved to other content: readers must not
-		// answer from what the hot tier cached (keycache.go).
-		s.hotKeys().forget(name)
+	for _, op := range live {
+		if op.name != nil {
+			// The key may have resolved to other content: readers must not
+			// answer from what the hot tier cached (keycache.go).
+			s.hotKeys().forget(op.name)
+		}
 	}
 	if err != nil {
 		for _, op := range live {

@@ -46,6 +46,7 @@ func Validate(c *Config) []Problem {
 			add(key, "%s %q is not a listen address of the form host:port (e.g. 127.0.0.1:8888)", key, addr)
 		}
 	}
+	const maxInline = 512 << 10 // store.MaxInline
 	nonNegative := func(key string, n int64, what string) {
 		if n < 0 {
 			add(key, "%s is negative: %s must be zero or more", key, what)
@@ -59,6 +60,9 @@ func Validate(c *Config) []Problem {
 	nonNegative("cache.max_artifact_size", int64(c.Cache.MaxArtifactSize), "a size")
 	nonNegative("cache.hot_size", int64(c.Cache.HotSize), "a size")
 	nonNegative("cache.inline_max", int64(c.Cache.InlineMax), "a size")
+	if c.Cache.InlineMax > maxInline {
+		add("cache.inline_max", "cache.inline_max is more than 512KiB, the largest artifact stored inline")
+	}
 	nonNegative("cache.default_ttl", int64(c.Cache.DefaultTTL), "a duration")
 	oneOf("cache.eviction_policy", c.Cache.EvictionPolicy, EvictionPolicies)
 

@@ -95,6 +95,10 @@ type Options struct {
 	InlineMax int64
 }
 
+// MaxInline bounds InlineMax: inline bodies must stay below Badger's value
+// threshold (badger.go), and larger blobs gain nothing from it.
+const MaxInline = 512 << 10
+
 // DefaultInlineMax is the largest blob stored inline by default. Build
 // outputs are mostly small (class files, object files, action results),
 // and below this size a file create and rename cost more than the bytes.
@@ -188,6 +192,7 @@ func Open(opts Options) (*Store, error) {
 	if inlineMax == 0 {
 		inlineMax = DefaultInlineMax
 	}
+	inlineMax = min(inlineMax, MaxInline)
 	st, err := NewStager(s.tmpDir, opts.Fsync, inlineMax)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)

@@ -18,9 +18,12 @@ type TierStat interface {
 }
 
 // BatchStat is what a Cache may offer for existence checks of many refs at
-// once (Bazel's FindMissingBlobs): one call instead of one per ref. Results
-// match refs by index; like Stat, a tier failure is a miss. Adapters
-// type-assert their Cache to it and fall back to Stat per ref.
+// once (Bazel's FindMissingBlobs): one call instead of one per ref.
+// sizes[i] is the size of what refs[i] names, or -1 when no tier has it;
+// like Stat, a tier failure is a miss. Existence and size are all such a
+// check needs, and a slice of sizes costs 8 bytes a ref where full results
+// would cost well over a hundred. Adapters type-assert their Cache to it
+// and fall back to Stat per ref.
 type BatchStat interface {
-	StatMany(ctx context.Context, refs []messages.Ref) ([]messages.StatResult, error)
+	StatMany(ctx context.Context, refs []messages.Ref) (sizes []int64, err error)
 }

@@ -109,23 +109,19 @@ type StatResult struct {
 	Err   error
 }
 
-// StatMany asks the local tier about many refs in one message and one pass
-// over its in-memory index (Bazel's FindMissingBlobs sends thousands).
-// Reply: *StatManyResult, whose Results match Refs by index.
-type StatMany struct {
-	Refs []Ref
-	// LocalOnly: the caller will not ask the upstreams about the misses.
-	LocalOnly bool
-}
+// Upstreams asks the router whether a read can reach any tier past the
+// local one (an upstream that is not a write-only replica). A batch
+// existence check (router.Cache.StatMany) answers from the local store in
+// its caller's goroutine and asks this once, to know whether its misses
+// are worth asking further: the router's tiers are fixed for its life.
+// Reply: *UpstreamsResult.
+type Upstreams struct{}
 
-// StatManyResult answers StatMany with the local tier's view. Upstreams
-// says the router has upstreams that may hold the local misses; the caller
-// asks them one ref at a time (Stat with UpstreamOnly), bounded, so the
-// router's mailbox never waits on a network round trip per ref.
-type StatManyResult struct {
-	Results   []StatResult
-	Upstreams bool
-	Err       error
+// UpstreamsResult answers Upstreams.
+type UpstreamsResult struct {
+	// Readable: at least one upstream serves reads.
+	Readable bool
+	Err      error
 }
 
 // Delete removes an artifact from the local tier and, when Upstreams is set

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -155,9 +156,17 @@ func hasPort(bind string) bool {
 }
 
 // startBazel serves REAPI on addr. The message limit leaves room above the
-// batch limit the adapter advertises, so a full batch always fits.
+// batch limit the adapter advertises, so a full batch always fits. Stream
+// workers (one per CPU) run the short unary calls Bazel makes most
+// (FindMissingBlobs, GetActionResult) on goroutines whose stacks have
+// already grown, instead of a new goroutine per call; when every worker is
+// busy gRPC still starts one.
 func (n *Node) startBazel(addr string, grace time.Duration) error {
-	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(bazel.DefaultMaxBatchBytes + 1<<20)}, n.grpcServerOptions("grpc")...)
+	opts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(bazel.DefaultMaxBatchBytes + 1<<20),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	}, bazel.ServerOptions()...)
+	opts = append(opts, n.grpcServerOptions("grpc")...)
 	srv := grpc.NewServer(opts...)
 	b := bazel.Register(srv, n.cache, bazel.Options{MaxArtifactSize: int64(n.cfg.Cache.MaxArtifactSize), Metrics: n.metrics, Logger: n.log})
 	n.closers = append(n.closers, func() { b.Shutdown() })

@@ -47,6 +47,9 @@
 #                  the pinned one scripts/install-tools.sh bench installs
 #                  under $FABRIK_TOOLS_DIR, ~/.cache/fabrik-node, on first use)
 #   BENCH_HOT_COMPARE=1 adds an edge with the hot tier off to 1a
+#   BENCH_BASE     path to another fabrik-node binary (an older commit's
+#                  `go build ./cmd/fabrik-node`): an edge running it is added
+#                  to 1b beside this tree's, for before/after in one run
 #   BENCH_FSYNC    cache.fsync of the nodes (default false, the shipped edge default)
 #   BENCH_OUT      also write the summary to this file
 #   FABRIK_MINIO_BIN  MinIO binary (default: the one scripts/install-minio.sh caches)
@@ -102,7 +105,7 @@ fi
 [ "${BENCH_LOAD:-1}" = 0 ] && { cat "$SUMMARY" > "${BENCH_OUT:-/dev/null}"; exit 0; }
 
 # --- nodes ------------------------------------------------------------------
-mapfile -t PORTS < <("$LOADGEN" -op ports -n 28)
+mapfile -t PORTS < <("$LOADGEN" -op ports -n 33)
 port() { echo "${PORTS[$1]}"; }
 
 # write_config FILE DIR HTTP_PORT HEALTH_PORT API_PORT FABRIK_PORT [UPSTREAM_TOML]
@@ -130,15 +133,16 @@ ${7:-}
 EOF
 }
 
-# start_node NAME ROLE CONFIG HEALTH_PORT: runs the node, waits for /health
-# and sets the variable pid_NAME.
+# start_node NAME ROLE CONFIG HEALTH_PORT [BINARY]: runs the node (this
+# tree's binary unless BINARY), waits for /health and sets the variable
+# pid_NAME.
 start_node() {
-  local name=$1 role=$2 cfg=$3 health=$4
-  "$BIN" --role "$role" --config "$cfg" >"$WORK/$name.log" 2>&1 &
+  local name=$1 role=$2 cfg=$3 health=$4 bin=${5:-$BIN}
+  "$bin" --role "$role" --config "$cfg" >"$WORK/$name.log" 2>&1 &
   PIDS+=($!)
   printf -v "pid_$name" '%s' "$!"
   for _ in $(seq 1 100); do
-    if "$BIN" health --url "http://127.0.0.1:$health/health" >/dev/null 2>&1; then return 0; fi
+    if "$bin" health --url "http://127.0.0.1:$health/health" >/dev/null 2>&1; then return 0; fi
     kill -0 "$!" 2>/dev/null || break
     sleep 0.1
   done
@@ -285,6 +289,12 @@ done
 if [ "${BENCH_REAPI:-1}" != 0 ]; then
   section "1b. FindMissingBlobs over gRPC, 8 callers, half the digests present: node${pid_br:+ vs bazel-remote}"
   REAPI=("node|-grpc $SOLO_GRPC -pids edge=$pid_solo")
+  if [ -n "${BENCH_BASE:-}" ]; then
+    write_config "$WORK/base.toml" "$WORK/base" "$(port 28)" "$(port 29)" "$(port 30)" "$(port 31)"
+    FABRIK_CONFIG_BUILD_TOOLS_ENABLED=bazel FABRIK_CONFIG_BUILD_TOOLS_GRPC_BIND=127.0.0.1:$(port 32) \
+      start_node base edge "$WORK/base.toml" "$(port 29)" "$BENCH_BASE"
+    REAPI+=("node-base|-grpc 127.0.0.1:$(port 32) -pids edge=$pid_base")
+  fi
   [ -n "$pid_br" ] && REAPI+=("bazel-remote|-grpc 127.0.0.1:$(port 22) -pids bazel-remote=$pid_br")
   # digests per call  calls per round
   for spec in "100 6000" "1000 800"; do
@@ -292,7 +302,10 @@ if [ "${BENCH_REAPI:-1}" != 0 ]; then
     run=$RANDOM$RANDOM
     rounds "findmissing d=$digests c=8" "-op findmissing -digests $digests -clients 8 -n $calls -run $run -duration 60s" "${REAPI[@]}"
     ratio node bazel-remote "findmissing d=$digests c=8"
+    [ -n "${pid_base:-}" ] && ratio node node-base "findmissing d=$digests c=8"
+    [ -n "${pid_base:-}" ] && [ -n "$pid_br" ] && ratio node-base bazel-remote "findmissing d=$digests c=8"
   done
+  [ -n "${pid_base:-}" ] && { kill "$pid_base"; wait "$pid_base" 2>/dev/null || true; }
 fi
 kill "$pid_limit"; wait "$pid_limit" 2>/dev/null || true
 [ -n "$pid_br" ] && { kill "$pid_br"; wait "$pid_br" 2>/dev/null || true; }

@@ -21,6 +21,8 @@ TARGETS=(
   "./adapters/ccache FuzzValidKey"
   "./adapters/bazel FuzzResourceName"
   "./adapters/bazel FuzzDigest"
+  "./adapters/bazel FuzzDecodeFindMissing"
+  "./internal/hexhash FuzzHexHash"
   "./adapters/fabrikgrpc FuzzPutStream"
   "./auth FuzzValidate"
   "./config FuzzLoad"

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tuist/fabrik-node/internal/hexhash"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
@@ -28,13 +29,13 @@ const keySep = "\x00"
 
 type hashKey [32]byte
 
+// parseHash decodes a lower-case hex SHA-256. It runs for every ref a read
+// or an existence check names (thousands per FindMissingBlobs), so it
+// allocates nothing unless it fails.
 func parseHash(s string) (hashKey, error) {
 	var h hashKey
-	if len(s) != 64 || strings.ToLower(s) != s {
-		return h, fmt.Errorf("%w: %q is not a lower-case hex SHA-256", tier.ErrInvalid, s)
-	}
-	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
-		return h, fmt.Errorf("%w: %q is not a lower-case hex SHA-256", tier.ErrInvalid, s)
+	if !hexhash.Decode((*[32]byte)(&h), s) {
+		return hashKey{}, fmt.Errorf("%w: %q is not a lower-case hex SHA-256", tier.ErrInvalid, s)
 	}
 	return h, nil
 }
@@ -42,13 +43,21 @@ func parseHash(s string) (hashKey, error) {
 func (h hashKey) String() string { return hex.EncodeToString(h[:]) }
 
 func refName(ref messages.Ref) ([]byte, error) {
-	if ref.Namespace == "" || ref.Key == "" {
-		return nil, fmt.Errorf("%w: empty namespace or key in %q", tier.ErrInvalid, ref.String())
-	}
-	if strings.Contains(ref.Namespace, keySep) || strings.Contains(ref.Key, keySep) {
-		return nil, fmt.Errorf("%w: NUL in %q", tier.ErrInvalid, ref.String())
+	if err := checkRef(ref); err != nil {
+		return nil, err
 	}
 	return []byte(ref.Namespace + keySep + ref.Key), nil
+}
+
+// checkRef reports whether ref can name an entry of the key index.
+func checkRef(ref messages.Ref) error {
+	if ref.Namespace == "" || ref.Key == "" {
+		return fmt.Errorf("%w: empty namespace or key in %q", tier.ErrInvalid, ref.String())
+	}
+	if strings.Contains(ref.Namespace, keySep) || strings.Contains(ref.Key, keySep) {
+		return fmt.Errorf("%w: NUL in %q", tier.ErrInvalid, ref.String())
+	}
+	return nil
 }
 
 func keyIndexKey(name []byte) []byte { return append([]byte(prefixKey), name...) }
@@ -161,6 +170,16 @@ func decodeKeyValue(b []byte) (keyValue, error) {
 		}
 	}
 	return v, d.err
+}
+
+// keyValueHash reads only the blob hash of an encoded keyValue, what an
+// existence check needs, without decoding (and allocating) the rest.
+func keyValueHash(b []byte, h *hashKey) error {
+	if len(b) < 1+len(h) || b[0] != keyValueVersion {
+		return errors.New("unknown or truncated key entry")
+	}
+	copy(h[:], b[1:])
+	return nil
 }
 
 func appendString(b []byte, s string) []byte {

@@ -176,6 +176,150 @@ func (s *Store) Stat(ref messages.Ref) (messages.Meta, error) {
 	return s.metaFor(h, e, kv), nil
 }
 
+// statManyChunk is how many refs StatMany looks up per hold of mu: a
+// lock per ref costs more than the lookup itself, and one hold for a whole
+// request of thousands would stall every other reader meanwhile.
+const statManyChunk = 64
+
+// StatMany is Stat for many refs at once, what Bazel's FindMissingBlobs
+// asks (thousands of refs per call): sizes[i] is the size of the blob
+// refs[i] resolves to, or -1 when the store does not have it. Every ref
+// found counts as an access, as Stat's does. CAS refs are answered from the
+// in-memory index alone, under one lock per statManyChunk refs; other refs
+// (keys, among them a tenant's CAS entries) first resolve to their blob in
+// one Badger read transaction for the whole batch. Nothing is allocated per
+// ref. A ref that is not valid is a miss, as it is to Stat; err is the
+// first failure to read the index, and its ref is a miss too.
+func (s *Store) StatMany(refs []messages.Ref) (sizes []int64, err error) {
+	sizes = make([]int64, len(refs))
+	hs := make([]hashKey, len(refs))
+	// state[i]: what refs[i] is known to be so far.
+	const (
+		unresolved = iota // a key, not looked up yet
+		resolved          // hs[i] is its blob (a CAS ref, or a key read from the index)
+		keyed             // hs[i] is its blob, named by a key of the index
+		none              // a miss
+	)
+	state := make([]uint8, len(refs))
+	keys := false
+	for i := range refs {
+		if !refs[i].IsCAS() {
+			keys = true
+			continue
+		}
+		h, perr := parseHash(refs[i].Key)
+		if perr != nil {
+			state[i] = none
+			continue
+		}
+		hs[i], state[i] = h, resolved
+	}
+	if keys {
+		err = s.resolveKeys(refs, func(i int) bool { return state[i] == unresolved }, func(i int, h hashKey, ok bool) {
+			if ok {
+				hs[i], state[i] = h, keyed
+			} else {
+				state[i] = none
+			}
+		})
+	}
+
+	now := s.now().UnixNano()
+	var broken []hashKey // keys that outlived their blob
+	pending := 0
+	for start := 0; start < len(refs); start += statManyChunk {
+		end := min(start+statManyChunk, len(refs))
+		s.mu.Lock()
+		for i := start; i < end; i++ {
+			if state[i] == none {
+				sizes[i] = -1
+				continue
+			}
+			e, ok := s.idx.touch(hs[i], now)
+			switch {
+			case !ok && state[i] == keyed:
+				broken = append(broken, hs[i])
+				fallthrough
+			case !ok:
+				sizes[i], state[i] = -1, none
+			case e.inline:
+				sizes[i], state[i] = e.size, none // nothing on disk to check
+			default:
+				sizes[i] = e.size
+			}
+		}
+		pending = s.idx.dirty
+		s.mu.Unlock()
+	}
+	s.noteAccess(pending)
+	for _, h := range broken {
+		s.dropBroken(h) // as Stat does
+	}
+	select {
+	case <-s.verified:
+		// The index is the truth (see Stat).
+		return sizes, err
+	default:
+	}
+	for i := range refs {
+		if state[i] == none {
+			continue
+		}
+		fi, serr := os.Stat(s.blobPath(hs[i]))
+		if serr == nil && fi.Size() == sizes[i] {
+			continue
+		}
+		if serr == nil || errors.Is(serr, fs.ErrNotExist) {
+			s.dropBroken(hs[i])
+		} else if err == nil {
+			err = fmt.Errorf("store: stat %s: %w", refs[i], serr)
+		}
+		sizes[i] = -1
+	}
+	return sizes, err
+}
+
+// resolveKeys looks up, in one read transaction, the blob of every ref i
+// of refs for which want(i) holds, and calls got(i, hash, found) for each.
+// A ref that is not a valid key is not found. err is the first failure to
+// read the index (that ref is not found).
+func (s *Store) resolveKeys(refs []messages.Ref, want func(int) bool, got func(i int, h hashKey, found bool)) (err error) {
+	var buf []byte
+	verr := s.db.View(func(txn *badger.Txn) error {
+		for i := range refs {
+			if !want(i) {
+				continue
+			}
+			if checkRef(refs[i]) != nil {
+				got(i, hashKey{}, false)
+				continue
+			}
+			buf = append(append(append(append(buf[:0], prefixKey...), refs[i].Namespace...), keySep...), refs[i].Key...)
+			var h hashKey
+			item, gerr := txn.Get(buf)
+			if gerr == nil {
+				gerr = item.Value(func(v []byte) error { return keyValueHash(v, &h) })
+			}
+			switch {
+			case gerr == nil:
+				got(i, h, true)
+			case errors.Is(gerr, badger.ErrKeyNotFound):
+				got(i, hashKey{}, false)
+			default:
+				got(i, hashKey{}, false)
+				if err == nil {
+					err = fmt.Errorf("store: resolve %s: %w", refs[i], gerr)
+				}
+			}
+		}
+		return nil
+	})
+	if verr != nil && err == nil {
+		err = fmt.Errorf("store: resolve keys: %w", verr)
+	}
+	return err
+}
+
 // BlobMeta reports a blob's metadata by hash, without counting an access.
 func (s *Store) BlobMeta(hash string) (messages.Meta, error) {
 	h, err := parseHash(hash)

@@ -75,6 +75,9 @@ func TestStartupHygiene(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	// Broken entries are never served, even before the background check.
+	if sizes, _ := s.StatMany([]messages.Ref{key("a"), key("b")}); sizes[0] != -1 || sizes[1] != -1 {
+		t.Errorf("StatMany before verification = %v, want both missing", sizes)
+	}
 	for _, ref := range []messages.Ref{key("a"), key("b")} {
 		if _, _, err := s.Open(ref); !errors.Is(err, tier.ErrNotFound) {
 			t.Errorf("%s served before verification: %v", ref, err)

@@ -58,6 +58,29 @@ func Scope(ctx context.Context, ref messages.Ref) messages.Ref {
 	return ref
 }
 
+// ScopeAll is Scope for every ref of a batch (Bazel's FindMissingBlobs
+// names thousands): the token is looked at once, and refs sharing a
+// namespace share one scoped namespace string. It returns refs itself when
+// nothing is rewritten, else a new slice; refs is never modified.
+func ScopeAll(ctx context.Context, refs []messages.Ref) []messages.Ref {
+	if explicit(ctx) {
+		return refs
+	}
+	p, ok := auth.FromContext(ctx)
+	if !ok || p.Tenant == "" {
+		return refs
+	}
+	out := make([]messages.Ref, len(refs))
+	var from, to string
+	for i, ref := range refs {
+		if ref.Namespace != from || to == "" {
+			from, to = ref.Namespace, Namespace(p.Tenant, ref.Namespace)
+		}
+		out[i] = messages.Ref{Namespace: to, Key: ref.Key}
+	}
+	return out
+}
+
 // Allowed reports whether p may address namespace ns as it stands (the
 // Fabrik protocol, whose namespaces are explicit). A tenant's namespace
 // needs a token of that tenant, or a machine token listing it (or "*"); a

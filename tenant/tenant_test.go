@@ -26,6 +26,34 @@ func TestScope(t *testing.T) {
 	}
 }
 
+// ScopeAll scopes every ref exactly as Scope does one, and leaves the
+// caller's slice alone.
+func TestScopeAll(t *testing.T) {
+	refs := []messages.Ref{{Namespace: "cas", Key: "a"}, {Namespace: "cas", Key: "b"}, {Namespace: "gradle", Key: "c"}, {Namespace: "cas", Key: "d"}}
+	orig := append([]messages.Ref(nil), refs...)
+	for _, ctx := range []context.Context{
+		context.Background(),
+		auth.NewContext(context.Background(), auth.Principal{Tenant: "acme"}),
+		tenant.Explicit(auth.NewContext(context.Background(), auth.Principal{Tenant: "acme"})),
+		auth.NewContext(context.Background(), auth.Principal{Subject: "legacy"}),
+	} {
+		got := tenant.ScopeAll(ctx, refs)
+		if len(got) != len(refs) {
+			t.Fatalf("%d refs scoped to %d", len(refs), len(got))
+		}
+		for i := range refs {
+			if want := tenant.Scope(ctx, refs[i]); got[i] != want {
+				t.Errorf("ref %d: %v, Scope says %v", i, got[i], want)
+			}
+		}
+	}
+	for i := range refs {
+		if refs[i] != orig[i] {
+			t.Fatalf("ScopeAll rewrote the caller's ref %d: %v", i, refs[i])
+		}
+	}
+}
+
 func TestAllowed(t *testing.T) {
 	acme, beta := tenant.Namespace("acme", "gradle"), tenant.Namespace("beta", "gradle")
 	edge := auth.Principal{Tenants: []string{"acme"}}

@@ -151,13 +151,6 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *messages.Stat:
 		meta, err := a.store.Stat(m.Ref)
 		ctx.Respond(statResult(meta, err))
-	case *messages.StatMany:
-		res := &messages.StatManyResult{Results: make([]messages.StatResult, len(m.Refs))}
-		for i, ref := range m.Refs {
-			meta, err := a.store.Stat(ref)
-			res.Results[i] = *statResult(meta, err)
-		}
-		ctx.Respond(res)
 	case *Put:
 		a.pending = append(a.pending, pendingPut{put: m, sender: ctx.Sender()})
 		if !a.committing {
@@ -286,8 +279,6 @@ func failureFor(msg any, err error) any {
 		return &messages.GetResult{Tier: Name, Err: err}
 	case *messages.Stat:
 		return &messages.StatResult{Tier: Name, Err: err}
-	case *messages.StatMany:
-		return &messages.StatManyResult{Err: err}
 	case *Put:
 		return &PutResult{Err: err}
 	case *messages.Delete:

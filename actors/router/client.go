@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/local"
@@ -14,13 +15,17 @@ import (
 )
 
 // Cache is the adapters.Cache every adapter uses: each call is one Ask to
-// the router actor, except a Get the local store answers (see Get).
+// the router actor, except a Get the local store answers (see Get) and the
+// local part of StatMany.
 // Staging needs no actor: it only creates a temp file.
 // Every ref is first scoped to the tenant of the request's token
 // (tenant.Scope), so no adapter can address another tenant's entries.
 type Cache struct {
 	router actors.Ref
 	store  *store.Store
+	// upstreams caches the router's answer to messages.Upstreams
+	// (upstreamsUnknown until asked; see readableUpstreams).
+	upstreams atomic.Int32
 }
 
 // NewCache returns the Cache for the router at ref over the node's store.
@@ -94,28 +99,29 @@ func (c *Cache) stat(ctx context.Context, m *messages.Stat) (*messages.StatResul
 // call of thousands of refs cannot flood the router.
 const upstreamStatConcurrency = 16
 
-// StatMany checks many refs (adapters.BatchStat): one message and one pass
-// over the local index for all of them, then the local misses are asked of
-// the upstreams, at most upstreamStatConcurrency at a time. Every ref is
-// scoped to the request's tenant like every other call.
-func (c *Cache) StatMany(ctx context.Context, refs []messages.Ref) ([]messages.StatResult, error) {
-	scoped := make([]messages.Ref, len(refs))
-	for i, ref := range refs {
-		scoped[i] = tenant.Scope(ctx, ref)
-	}
-	r, err := actors.AskFor[*messages.StatManyResult](ctx, c.router, &messages.StatMany{Refs: scoped})
-	if err != nil || len(r.Results) != len(refs) {
-		// A cache that cannot answer is a miss; the upstreams may still know.
-		r = &messages.StatManyResult{Results: make([]messages.StatResult, len(refs)), Upstreams: true}
-	}
-	if !r.Upstreams {
-		return r.Results, nil
-	}
+// StatMany checks many refs (adapters.BatchStat): sizes[i] is the size of
+// what refs[i] names, -1 when no tier has it. The local tier answers in
+// the caller's goroutine, in one pass over the store's index
+// (store.StatMany, which counts each hit as an access like Stat): no actor
+// is asked, as for Get's local hits. Only the local misses go further, and
+// only when the router has an upstream that serves reads: each is one
+// Stat with UpstreamOnly through the router, at most
+// upstreamStatConcurrency at a time, so the router's mailbox never waits
+// on a network round trip. Every ref is scoped to the request's tenant
+// like every other call.
+func (c *Cache) StatMany(ctx context.Context, refs []messages.Ref) ([]int64, error) {
+	scoped := tenant.ScopeAll(ctx, refs)
+	// A local failure leaves its refs missing, as a failed Stat does: the
+	// upstreams may still know them.
+	sizes, _ := c.store.StatMany(scoped)
 	var misses []int
-	for i := range r.Results {
-		if !r.Results[i].Found {
+	for i, size := range sizes {
+		if size < 0 {
 			misses = append(misses, i)
 		}
+	}
+	if len(misses) == 0 || !c.readableUpstreams(ctx) {
+		return sizes, nil
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, upstreamStatConcurrency)
@@ -127,13 +133,43 @@ func (c *Cache) StatMany(ctx context.Context, refs []messages.Ref) ([]messages.S
 			// scoped already: stat must not scope twice.
 			res, err := actors.AskFor[*messages.StatResult](ctx, c.router, &messages.Stat{Ref: scoped[i], UpstreamOnly: true})
 			if err == nil && res.Found {
-				r.Results[i] = *res
+				sizes[i] = res.Meta.Size
 			}
 		}()
 	}
 	wg.Wait()
-	return r.Results, ctx.Err()
+	return sizes, ctx.Err()
 }
+
+// readableUpstreams reports whether the router has an upstream that serves
+// reads. The router's tiers are fixed for its life, so its answer is asked
+// once and kept; a router that cannot answer is asked again next time, and
+// meanwhile there is nothing to ask further (a miss).
+func (c *Cache) readableUpstreams(ctx context.Context) bool {
+	switch c.upstreams.Load() {
+	case upstreamsNone:
+		return false
+	case upstreamsSome:
+		return true
+	}
+	r, err := actors.AskFor[*messages.UpstreamsResult](ctx, c.router, &messages.Upstreams{})
+	if err != nil || r.Err != nil {
+		return false
+	}
+	if r.Readable {
+		c.upstreams.Store(upstreamsSome)
+	} else {
+		c.upstreams.Store(upstreamsNone)
+	}
+	return r.Readable
+}
+
+// Values of Cache.upstreams.
+const (
+	upstreamsUnknown int32 = iota
+	upstreamsNone
+	upstreamsSome
+)
 
 func (c *Cache) Stage(expectHash string, expectSize int64) (*store.Staged, error) {
 	return c.store.Stager().New(expectHash, expectSize)

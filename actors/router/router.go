@@ -105,8 +105,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 			first = 0
 		}
 		a.stat(ctx, m, first)
-	case *messages.StatMany:
-		a.statMany(ctx, m)
+	case *messages.Upstreams:
+		ctx.Respond(&messages.UpstreamsResult{Readable: a.readable(0) < len(a.opts.Upstreams)})
 	case *local.Put:
 		a.write(ctx, m)
 	case *messages.Delete:
@@ -176,25 +176,6 @@ func (a *Actor) stat(ctx actor.Context, m *messages.Stat, i int) {
 			a.stat(ctx, m, i+1)
 			return
 		}
-		ctx.Respond(r)
-	})
-}
-
-// statMany asks the local tier about every ref in one message, and tells
-// the caller whether there are upstreams to ask about the misses.
-func (a *Actor) statMany(ctx actor.Context, m *messages.StatMany) {
-	fut := ctx.RequestFuture(a.opts.Local.PID(), m, localTimeout)
-	ctx.ReenterAfter(fut, func(res any, err error) {
-		r, err := actors.Reply[*messages.StatManyResult](res, err)
-		if err == nil {
-			err = r.Err
-		}
-		if err != nil || len(r.Results) != len(m.Refs) {
-			// A local failure is a miss on every ref, as for Stat.
-			a.opts.Logger.Debug("local batch stat failed, treated as misses", "refs", len(m.Refs), "err", err)
-			r = &messages.StatManyResult{Results: make([]messages.StatResult, len(m.Refs))}
-		}
-		r.Upstreams = !m.LocalOnly && len(a.opts.Upstreams) > 0
 		ctx.Respond(r)
 	})
 }

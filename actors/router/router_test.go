@@ -27,6 +27,8 @@ import (
 // up describes one upstream of the router under test.
 type up struct {
 	readOnly, noWriteThrough, permanent bool
+	// writeOnly: a replica, never read (router.Tier.WriteOnly).
+	writeOnly bool
 	// timeout is the router's wait for this tier (default 2s).
 	timeout time.Duration
 }
@@ -70,7 +72,7 @@ func newEnv(t *testing.T, specs ...up) *env {
 		}
 		refs = append(refs, ref)
 		rt := router.Tier{Name: f.Name(), Ref: ref, Timeout: timeout,
-			ReadOnly: s.readOnly, WriteThrough: !s.noWriteThrough, Permanent: s.permanent}
+			ReadOnly: s.readOnly, WriteThrough: !s.noWriteThrough, Permanent: s.permanent, WriteOnly: s.writeOnly}
 		tiers = append(tiers, rt)
 		if !rt.ReadOnly && rt.WriteThrough {
 			targets = append(targets, uploadpool.Target{Tier: f, Workers: 2, Timeout: time.Second})

@@ -100,12 +100,13 @@ func (s *Server) checkOutputs(ctx context.Context, r *repb.ActionResult) error {
 		}
 		refs = append(refs, files...)
 	}
-	missing, err := s.missing(ctx, dedupe(refs))
+	refs = dedupe(refs)
+	missing, err := s.missing(ctx, refs)
 	if err != nil {
 		return err
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("output blob %s (and %d more) no longer in the CAS: %w", missing[0], len(missing)-1, tier.ErrNotFound)
+		return fmt.Errorf("output blob %s (and %d more) no longer in the CAS: %w", refs[missing[0]], len(missing)-1, tier.ErrNotFound)
 	}
 	return nil
 }

@@ -63,10 +63,10 @@ func (s *Server) exists(ctx context.Context, d digest) (bool, error) {
 	return res.Found && res.Meta.Size == d.size, nil
 }
 
-// missing returns the digests among ds that the CAS does not hold: in one
-// batch when the cache offers it (one message and one pass over the local
-// index), else one Stat per digest, concurrently.
-func (s *Server) missing(ctx context.Context, ds []digest) ([]digest, error) {
+// missing returns the indices in ds, in order, of the digests the CAS
+// does not hold: in one batch when the cache offers it (one pass over the
+// local index), else one Stat per digest, concurrently.
+func (s *Server) missing(ctx context.Context, ds []digest) ([]int, error) {
 	if bs, ok := s.cache.(adapters.BatchStat); ok {
 		return missingBatch(ctx, bs, ds)
 	}
@@ -75,43 +75,53 @@ func (s *Server) missing(ctx context.Context, ds []digest) ([]digest, error) {
 	forEach(len(ds), statConcurrency, func(i int) {
 		found[i], errs[i] = s.exists(ctx, ds[i])
 	})
-	var out []digest
-	for i, d := range ds {
+	var out []int
+	for i := range ds {
 		if errs[i] != nil {
 			return nil, errs[i]
 		}
 		if !found[i] {
-			out = append(out, d)
+			out = append(out, i)
 		}
 	}
 	return out, nil
 }
 
-// missingBatch is missing over adapters.BatchStat.
-func missingBatch(ctx context.Context, bs adapters.BatchStat, ds []digest) ([]digest, error) {
+// missingBatch is missing over adapters.BatchStat. A blob under d's hash
+// with another size cannot be d's content, so it counts as missing (and
+// -1, not found, is no digest's size).
+func missingBatch(ctx context.Context, bs adapters.BatchStat, ds []digest) ([]int, error) {
 	refs := make([]messages.Ref, 0, len(ds))
 	for _, d := range ds {
 		if !d.isEmpty() {
 			refs = append(refs, d.casRef())
 		}
 	}
-	res, err := bs.StatMany(ctx, refs)
+	sizes, err := bs.StatMany(ctx, refs)
 	if err != nil {
 		return nil, fmt.Errorf("stat %d blobs: %w", len(refs), err)
 	}
-	if len(res) != len(refs) {
-		return nil, fmt.Errorf("stat %d blobs: %d answers", len(refs), len(res))
+	if len(sizes) != len(refs) {
+		return nil, fmt.Errorf("stat %d blobs: %d answers", len(refs), len(sizes))
 	}
-	var out []digest
-	j := 0
+	n, j := 0, 0
 	for _, d := range ds {
-		if d.isEmpty() {
-			continue
+		if !d.isEmpty() {
+			if sizes[j] != d.size {
+				n++
+			}
+			j++
 		}
-		if r := res[j]; !r.Found || r.Meta.Size != d.size {
-			out = append(out, d)
+	}
+	out := make([]int, 0, n)
+	j = 0
+	for i, d := range ds {
+		if !d.isEmpty() {
+			if sizes[j] != d.size {
+				out = append(out, i)
+			}
+			j++
 		}
-		j++
 	}
 	return out, nil
 }

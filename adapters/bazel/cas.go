@@ -23,32 +23,44 @@ type casServer struct {
 	srv *Server
 }
 
+// FindMissingBlobs answers with the request's own Digest messages (as
+// bazel-remote does): nothing is allocated per missing digest, and a digest
+// asked twice is answered once.
 func (c *casServer) FindMissingBlobs(ctx context.Context, req *repb.FindMissingBlobsRequest) (*repb.FindMissingBlobsResponse, error) {
 	defer c.srv.observe("find_missing_blobs", time.Now())
 	if err := checkRequest(req.GetInstanceName(), req.GetDigestFunction()); err != nil {
 		return nil, err
 	}
-	ds := make([]digest, 0, len(req.GetBlobDigests()))
-	seen := make(map[digest]bool, len(req.GetBlobDigests()))
-	for _, pd := range req.GetBlobDigests() {
+	pds := req.GetBlobDigests()
+	ds := make([]digest, len(pds))
+	for i, pd := range pds {
 		d, err := parseDigest(pd)
 		if err != nil {
 			return nil, invalid("FindMissingBlobs: %v", err)
 		}
-		if !seen[d] {
-			seen[d] = true
-			ds = append(ds, d)
-		}
+		ds[i] = d
 	}
 	missing, err := c.srv.missing(ctx, ds)
 	if err != nil {
 		return nil, c.srv.statusFor("find_missing_blobs", err)
 	}
-	resp := &repb.FindMissingBlobsResponse{MissingBlobDigests: make([]*repb.Digest, len(missing))}
-	for i, d := range missing {
-		resp.MissingBlobDigests[i] = d.proto()
+	out := make([]*repb.Digest, 0, len(missing))
+	// Duplicates can only be among the missing: present ones are not
+	// answered. Clients rarely send any, so only the missing are checked.
+	var seen map[digest]struct{}
+	if len(missing) > 1 {
+		seen = make(map[digest]struct{}, len(missing))
 	}
-	return resp, nil
+	for _, i := range missing {
+		if seen != nil {
+			if _, dup := seen[ds[i]]; dup {
+				continue
+			}
+			seen[ds[i]] = struct{}{}
+		}
+		out = append(out, pds[i])
+	}
+	return &repb.FindMissingBlobsResponse{MissingBlobDigests: out}, nil
 }
 
 func (c *casServer) BatchUpdateBlobs(ctx context.Context, req *repb.BatchUpdateBlobsRequest) (*repb.BatchUpdateBlobsResponse, error) {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tuist/fabrik-node/internal/hexhash"
 	"github.com/tuist/fabrik-node/messages"
 )
 
@@ -31,8 +32,6 @@ func (d digest) casRef() messages.Ref { return messages.Ref{Namespace: messages.
 
 func (d digest) String() string { return fmt.Sprintf("%s/%d", d.hash, d.size) }
 
-func (d digest) proto() *repb.Digest { return &repb.Digest{Hash: d.hash, SizeBytes: d.size} }
-
 // parseDigest validates a client digest: 64 lower-case hex characters (the
 // only function we announce is SHA-256) and a non-negative size.
 func parseDigest(d *repb.Digest) (digest, error) {
@@ -52,11 +51,8 @@ func checkHash(h string) error {
 	if len(h) != 64 {
 		return fmt.Errorf("hash %q is %d characters long, a SHA-256 hash has 64", truncate(h), len(h))
 	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return fmt.Errorf("hash %q is not lower-case hex", truncate(h))
-		}
+	if !hexhash.Valid(h) {
+		return fmt.Errorf("hash %q is not lower-case hex", truncate(h))
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ type Server struct {
 }
 
 // Register adds the REAPI cache services, ByteStream and grpc.health.v1 to s.
-// Call it before s.Serve. The returned Server's Shutdown marks the services
+// Call it before s.Serve; s should be created with ServerOptions. The returned Server's Shutdown marks the services
 // NOT_SERVING and removes the staging files of unfinished uploads.
 func Register(s *grpc.Server, cache adapters.Cache, opts Options) *Server {
 	srv := &Server{

@@ -47,7 +47,7 @@ func newEnvWith(t testing.TB, cache adapters.Cache, opts Options) *env {
 	if opts.Metrics == nil {
 		opts.Metrics = e.metrics
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(ServerOptions()...)
 	e.srv = Register(gs, e.cache, opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
 
 	"github.com/tuist/fabrik-node/messages"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
@@ -54,8 +57,9 @@ func (t *Tier) streamErr(ctx context.Context, op string, ref messages.Ref, err e
 
 // Get opens ref on the regional. The returned body pulls chunks from the
 // stream as it is read, so memory stays at about one chunk whatever the
-// artifact's size. If the stream breaks, Read returns an error (never a clean
-// EOF before Meta.Size bytes), so the router discards a partial write-back.
+// artifact's size. A stream that breaks mid-body is resumed (body.resume)
+// when it may be; otherwise Read returns an error (never a clean EOF before
+// Meta.Size bytes), so the router discards a partial write-back.
 // The body must be closed; closing it early cancels the stream.
 func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 	var (
@@ -98,24 +102,29 @@ func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 		return messages.Meta{}, nil, fmt.Errorf("fabrik tier %s: get %s: protocol error: first response carries no metadata", t.name, ref)
 	}
 	meta := metaFromProto(m)
-	return meta, &body{t: t, ref: ref, ctx: sctx, cancel: cancel, wd: wd, stream: stream, size: meta.Size}, nil
+	return meta, &body{t: t, ref: ref, parent: ctx, ctx: sctx, cancel: cancel, wd: wd, stream: stream, hash: meta.Hash, size: meta.Size}, nil
 }
 
 // body is a Get stream read as an io.ReadCloser. Reads belong to one
 // goroutine, like any reader's; Close may come from another (a router giving
-// up on a slow download) and only touches what is safe to share.
+// up on a slow download) and only touches what is safe to share: the
+// current stream's cancel and watchdog, which a resume replaces under mu.
 type body struct {
-	t      *Tier
-	ref    messages.Ref
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	wd     *watchdog
-	stream grpc.ServerStreamingClient[fabrikv1.GetResponse]
-	size   int64
-	got    int64
-	cur    []byte // unread rest of the current chunk
-	err    error  // sticky: io.EOF after a verified end, or the failure
-	closed atomic.Bool
+	t       *Tier
+	ref     messages.Ref
+	parent  context.Context // Get's: every stream of a resumed body derives from it
+	ctx     context.Context // the current stream's
+	mu      sync.Mutex      // guards cancel and wd against Close
+	cancel  context.CancelCauseFunc
+	wd      *watchdog
+	stream  grpc.ServerStreamingClient[fabrikv1.GetResponse]
+	hash    string
+	size    int64
+	got     int64
+	resumes int
+	cur     []byte // unread rest of the current chunk
+	err     error  // sticky: io.EOF after a verified end, or the failure
+	closed  atomic.Bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -172,6 +181,15 @@ func (b *body) next() {
 			b.err = io.EOF
 		}
 	case err != nil:
+		broke := err
+		for b.resumable(err) {
+			if err = b.resume(); err == nil {
+				return
+			}
+		}
+		if b.resumes > 0 {
+			err = fmt.Errorf("%w (the stream broke after %d of %d bytes: %v; resuming it failed %d times)", err, b.got, b.size, broke, b.resumes)
+		}
 		b.err = b.t.streamErr(b.ctx, "get", b.ref, err)
 	case msg.GetMeta() != nil:
 		b.err = fmt.Errorf("fabrik tier %s: get %s: protocol error: metadata in mid-stream", b.t.name, b.ref)
@@ -188,11 +206,103 @@ func (b *body) next() {
 	}
 }
 
+// resumable reports whether a stream that broke mid-body with err may be
+// reopened: the regional or the connection to it went away (UNAVAILABLE, or
+// INTERNAL: a load balancer cutting the stream of a regional killed behind
+// it reports "unexpected EOF"), the body's streams so far number fewer than
+// readAttempts, and it was not a stall (that already cost a whole timeout),
+// the caller's cancellation, or a regional that cannot be dialled at all
+// (retrying would only delay the error).
+func (b *body) resumable(err error) bool {
+	if b.resumes >= readAttempts-1 || b.closed.Load() || b.parent.Err() != nil || errors.Is(context.Cause(b.ctx), errStalled) {
+		return false
+	}
+	if c := status.Code(err); c != codes.Unavailable && c != codes.Internal {
+		return false
+	}
+	return b.t.conn.GetState() != connectivity.TransientFailure
+}
+
+// resume replaces a stream that broke mid-body with a new Get of the same
+// ref, skipping the b.got bytes the reader already has. The caller has
+// received nothing but bytes of the artifact, so the stream may continue
+// from another regional (behind a load balancer, the new stream lands on a
+// live one) provided it serves the same artifact: same hash, same size.
+// Nothing else changes for the reader, whose bytes are those of one
+// uninterrupted stream; the router still verifies the hash at the end.
+// On failure the body's current stream is the failed one, so that the
+// error is reported (and stalls recognised) as its own.
+func (b *body) resume() error {
+	b.cancel(nil) // the broken stream
+	// The pauses of retryRead: the broken stream was the first try.
+	select {
+	case <-b.parent.Done():
+		return b.parent.Err()
+	case <-time.After(retryBackoff << b.resumes):
+	}
+	b.resumes++
+	ctx, cancel, wd := b.t.newStream(b.parent)
+	b.mu.Lock()
+	b.ctx, b.cancel, b.wd = ctx, cancel, wd
+	b.mu.Unlock()
+	if b.closed.Load() { // Close ran before the swap and cancelled the old stream
+		cancel(nil)
+		return errors.New("closed")
+	}
+	stream, err := b.t.client.Get(ctx, &fabrikv1.GetRequest{Ref: refToProto(b.ref)})
+	if err == nil {
+		b.stream = stream
+		err = b.skip()
+	}
+	wd.disarm()
+	if err != nil {
+		cancel(nil)
+	}
+	return err
+}
+
+// skip reads the new stream's metadata, checks it names the artifact being
+// read, and drops the first b.got bytes of content; what is left of the
+// chunk that crosses b.got becomes cur.
+func (b *body) skip() error {
+	first, err := b.stream.Recv()
+	if err != nil {
+		return err
+	}
+	if m := first.GetMeta(); m == nil || m.GetHash() != b.hash || m.GetSize() != b.size {
+		return fmt.Errorf("resumed stream serves another artifact (%s/%d, was %s/%d)", first.GetMeta().GetHash(), first.GetMeta().GetSize(), b.hash, b.size)
+	}
+	for left := b.got; left > 0; {
+		b.wd.arm()
+		msg, err := b.stream.Recv()
+		b.wd.disarm()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("resumed stream ended before the %d bytes already read: %w", b.got, io.ErrUnexpectedEOF)
+			}
+			return err
+		}
+		c := msg.GetChunk()
+		if msg.GetMeta() != nil {
+			return errors.New("protocol error: metadata in mid-stream")
+		}
+		if int64(len(c)) > left {
+			b.cur = c[left:]
+			b.got += int64(len(b.cur))
+			return nil
+		}
+		left -= int64(len(c))
+	}
+	return nil
+}
+
 // Close releases the stream; reading it afterwards fails.
 func (b *body) Close() error {
 	b.closed.Store(true)
+	b.mu.Lock()
 	b.wd.disarm()
 	b.cancel(nil)
+	b.mu.Unlock()
 	return nil
 }
 

@@ -126,13 +126,34 @@ func lbSize(i int) int {
 }
 
 // Three regionals behind a real HAProxy, one MinIO as their shared S3, two
-// edges whose upstream is HAProxy. While a client loop writes and reads
-// through both edges, one regional is killed with SIGKILL, then a second,
-// then both come back. No client request may fail; a cross-edge read may
-// miss only while the artifact had not reached S3 yet (checked by asking
-// MinIO before the read, counted and reported); at the end every artifact
-// is readable byte-identical through the edge it was not written through.
-// Bounded: 200 artifacts (~130 MiB), about 40 s on two cores.
+// edges whose upstream is HAProxy, and the edges' circuit breakers
+// (ARCHITECTURE.md, remote tier: 5 consecutive failures open it for 5 s,
+// reads are then misses at once, one log line per outage) seen through it.
+//
+// Phase 1, HAProxy masks dead regionals: while a client loop writes and
+// reads through both edges, one regional is killed with SIGKILL, then a
+// second, then both come back, then the third stops gracefully. No client
+// request may fail; a cross-edge read may miss only while the artifact had
+// not reached S3 yet (checked by asking MinIO before the read, counted and
+// reported); at the end every artifact is readable byte-identical through
+// the edge it was not written through. The edges' breakers never open
+// (/health sampled throughout, no "circuit open" log line, no read
+// answered by an open breaker).
+//
+// Phase 2, every regional down: HAProxy has nobody to send a stream to and
+// answers 503, so each edge's upstream reads fail and its breaker opens
+// (/health "degraded", breaker "open"). Writes still succeed (stored
+// locally, queued), reads are local hits or 404 misses, never errors, and
+// reads made while the breaker is open never reach the upstream. The
+// outage outlasts the cooldown: the breaker opens again after it, and
+// each edge logs the outage once.
+//
+// Phase 3, the regionals return: the breakers close (one "upstream
+// recovered" line, /health "healthy"), the uploads queued during the
+// outage are delivered to S3 and readable byte-identical through the other
+// edge, and the edges' queues are empty with nothing given up or dropped.
+// Bounded: 200 artifacts (~130 MiB) in phase 1, 16 small ones after; about
+// 70 s on two cores (phase 3 waits out the upload queue's retry backoff).
 func TestLoadBalancedRegionalsSurviveKills(t *testing.T) {
 	harness.RequireTool(t, "haproxy")
 	srv := minio.Start(t)
@@ -263,6 +284,27 @@ drain_delay = "1s"
 		}()
 	}
 
+	// /health of both edges every 100 ms for the whole of phase 1: HAProxy
+	// must keep every kill from looking like a dead upstream.
+	sampling := make(chan struct{})
+	sampled := make(chan []string, 1)
+	go func() {
+		var opened []string
+		for {
+			for i, e := range edges {
+				if h, err := readHealth(e); err == nil && h.breaker() != "closed" {
+					opened = append(opened, fmt.Sprintf("edge %d at %s: %+v", i, time.Now().Format(time.StampMilli), h))
+				}
+			}
+			select {
+			case <-sampling:
+				sampled <- opened
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+
 	// Chaos from the test goroutine (the harness may call t.Fatal): kill
 	// one regional, then a second, then bring both back, at fixed points
 	// of the client loop's progress.
@@ -323,19 +365,20 @@ drain_delay = "1s"
 	}
 	t.Logf("%v: all %d artifacts readable byte-identical through the other edge", time.Since(start).Round(time.Millisecond), total)
 	// Behind the balancer, the kills never looked like a dead upstream to
-	// the edges for long: their breakers are closed at the end.
+	// the edges: their breakers never opened.
+	close(sampling)
+	for _, o := range <-sampled {
+		t.Errorf("breaker not closed while HAProxy had a live regional: %s", o)
+	}
 	for i, e := range edges {
-		var h struct {
-			Upstreams []struct{ Name, Breaker string }
+		if h := mustHealth(t, e); h.breaker() != "closed" || h.Status != "healthy" {
+			t.Errorf("edge %d /health after phase 1: %+v, want healthy with one closed breaker", i, h)
 		}
-		res, err := http.Get(e.HealthURL())
-		if err != nil {
-			t.Fatal(err)
+		if n := strings.Count(e.Logs(), breakerOpenedLog); n != 0 {
+			t.Errorf("edge %d logged %d breaker openings while HAProxy had a live regional", i, n)
 		}
-		json.NewDecoder(res.Body).Decode(&h)
-		res.Body.Close()
-		if len(h.Upstreams) != 1 || h.Upstreams[0].Breaker != "closed" {
-			t.Errorf("edge %d /health upstreams after the run: %+v, want one closed breaker", i, h.Upstreams)
+		if n := scrape(t, e, "")[breakerShortCut]; n != 0 {
+			t.Errorf("edge %d answered %v reads from an open breaker while HAProxy had a live regional", i, n)
 		}
 	}
 	// The S3 check above must be able to see artifacts, or every cross-edge
@@ -345,4 +388,183 @@ drain_delay = "1s"
 			t.Fatalf("artifact %s is readable but its key entry is not where the test looks in S3", a.key)
 		}
 	}
+	if t.Failed() {
+		return
+	}
+
+	// Phase 2: every regional down (regional 3 is stopped already).
+	regionals[0].Kill()
+	regionals[1].Kill()
+	t.Logf("%v: killed regionals 1 and 2: none is left", time.Since(start).Round(time.Millisecond))
+	outage := make([]lbArtifact, 16)
+	for i := range outage {
+		a := lbArtifact{key: fmt.Sprintf("%064x", 0x1c0000+i), seed: uint64(1000 + i), size: 4 << 10 << (i % 5), edge: i % 2}
+		sum := sha256.Sum256(a.body())
+		a.hash = hex.EncodeToString(sum[:])
+		outage[i] = a
+		if err := put(a); err != nil {
+			t.Fatalf("put %d through edge %d with every regional down: %v", i, a.edge, err)
+		}
+		if found, err := get(a.edge, a); err != nil || !found {
+			t.Fatalf("read-back %d through edge %d with every regional down: found=%v err=%v, want a local hit", i, a.edge, found, err)
+		}
+	}
+	// crossMiss reads through edge e an outage artifact written through the
+	// other edge: with no regional it can only be a miss.
+	next.Store(0)
+	crossMiss := func(e int) {
+		t.Helper()
+		a := outage[(2*int(next.Add(1))+1-e)%len(outage)]
+		if found, err := get(e, a); err != nil || found {
+			t.Fatalf("cross read of %s through edge %d with every regional down: found=%v err=%v, want a miss", a.key, e, found, err)
+		}
+	}
+	firstOpen := make([]time.Time, len(edges))
+	if !waitFor(30*time.Second, func() bool {
+		for e := range edges {
+			if firstOpen[e].IsZero() {
+				crossMiss(e)
+				if h := mustHealth(t, edges[e]); h.breaker() == "open" && h.Status == "degraded" {
+					firstOpen[e] = *h.Upstreams[0].OpenUntil
+				}
+			}
+		}
+		return !firstOpen[0].IsZero() && !firstOpen[1].IsZero()
+	}) {
+		t.Fatalf("with every regional down the breakers did not open within 30s: %+v, %+v", mustHealth(t, edges[0]), mustHealth(t, edges[1]))
+	}
+	t.Logf("%v: both edges' breakers are open", time.Since(start).Round(time.Millisecond))
+	for e, edge := range edges {
+		// Reads while the breaker is open are misses that never reach the
+		// upstream; a local artifact is still a hit.
+		before := scrape(t, edge, "")[breakerShortCut]
+		for range 5 {
+			crossMiss(e)
+		}
+		if found, err := get(e, artifacts[e]); err != nil || !found {
+			t.Fatalf("read of a local artifact through edge %d with its breaker open: found=%v err=%v", e, found, err)
+		}
+		absent := lbArtifact{key: fmt.Sprintf("%064x", 0x1d0000+e)}
+		if found, err := get(e, absent); err != nil || found {
+			t.Fatalf("read of a key nobody wrote through edge %d with its breaker open: found=%v err=%v, want a miss", e, found, err)
+		}
+		cut := scrape(t, edge, "")[breakerShortCut] - before
+		if h := mustHealth(t, edge); h.breaker() == "open" && h.Upstreams[0].OpenUntil.Equal(firstOpen[e]) && cut != 6 {
+			t.Fatalf("edge %d: %v of the 6 upstream reads made while its breaker stayed open were answered by the breaker", e, cut)
+		} else if cut == 0 {
+			t.Fatalf("edge %d: no read was answered by its open breaker", e)
+		}
+		t.Logf("edge %d: %v of 6 upstream reads answered by its open breaker", e, cut)
+	}
+	// The outage outlasts the cooldown: the first reads after it fail
+	// again and open the breaker anew, without a second log line.
+	if !waitFor(30*time.Second, func() bool {
+		reopened := true
+		for e := range edges {
+			crossMiss(e)
+			h := mustHealth(t, edges[e])
+			reopened = reopened && h.breaker() == "open" && h.Upstreams[0].OpenUntil.After(firstOpen[e])
+		}
+		return reopened
+	}) {
+		t.Fatalf("the breakers did not open again after their cooldown with every regional still down: %+v, %+v", mustHealth(t, edges[0]), mustHealth(t, edges[1]))
+	}
+	for e, edge := range edges {
+		if n := strings.Count(edge.Logs(), breakerOpenedLog); n != 1 {
+			t.Errorf("edge %d logged %d breaker openings for one outage, want 1", e, n)
+		}
+		if u := uploadsOf(t, edge); u.pending == 0 {
+			t.Errorf("edge %d queues no upload with every regional down: %+v", e, u)
+		}
+	}
+	t.Logf("%v: the breakers opened again after their cooldown", time.Since(start).Round(time.Millisecond))
+
+	// Phase 3: the regionals return.
+	for _, r := range regionals {
+		r.Start()
+	}
+	t.Logf("%v: restarted the three regionals", time.Since(start).Round(time.Millisecond))
+	pending = outage
+	if !waitFor(60*time.Second, func() bool {
+		var still []lbArtifact
+		for _, a := range pending {
+			if !inS3(a) {
+				still = append(still, a)
+				continue
+			}
+			found, err := get(1-a.edge, a)
+			if err != nil {
+				t.Fatalf("read of outage artifact %s through edge %d after the regionals returned: %v", a.key, 1-a.edge, err)
+			}
+			if !found {
+				still = append(still, a)
+			}
+		}
+		pending = still
+		return len(pending) == 0
+	}) {
+		t.Fatalf("%d of %d artifacts written during the outage not in S3 and readable through the other edge 60s after the regionals returned (first: %s via edge %d; queues %+v, %+v)",
+			len(pending), len(outage), pending[0].key, pending[0].edge, uploadsOf(t, edges[0]), uploadsOf(t, edges[1]))
+	}
+	t.Logf("%v: every artifact written during the outage is in S3 and readable through the other edge", time.Since(start).Round(time.Millisecond))
+	for e, edge := range edges {
+		if h := mustHealth(t, edge); h.breaker() != "closed" || h.Status != "healthy" {
+			t.Errorf("edge %d /health after the regionals returned: %+v, want healthy with one closed breaker", e, h)
+		}
+		if n := strings.Count(edge.Logs(), breakerRecoveredLog); n != 1 {
+			t.Errorf("edge %d logged %d recoveries of its upstream, want 1", e, n)
+		}
+		if u, ok := drained(t, edge, 10*time.Second); !ok {
+			t.Errorf("edge %d upload queue after the outage: %+v, want empty with nothing given up or dropped", e, u)
+		}
+	}
+}
+
+// What an edge says about its breaker: the remote tier actor's log lines
+// (actors/remote) and the upstream reads an open breaker answered itself.
+const (
+	breakerOpenedLog    = "upstream failing: circuit open"
+	breakerRecoveredLog = "upstream recovered"
+	breakerShortCut     = `fabrik_upstream_requests_total{upstream="upstream-0",result="open"}`
+)
+
+// nodeHealth is the part of a node's /health JSON the tests read.
+type nodeHealth struct {
+	Status    string
+	Upstreams []struct {
+		Name, Breaker string
+		OpenUntil     *time.Time `json:"open_until"`
+	}
+}
+
+// breaker is the state of the node's only upstream's breaker ("" when it
+// has not exactly one upstream).
+func (h nodeHealth) breaker() string {
+	if len(h.Upstreams) != 1 {
+		return ""
+	}
+	return h.Upstreams[0].Breaker
+}
+
+// readHealth reads n's /health; safe off the test goroutine.
+func readHealth(n *harness.Node) (nodeHealth, error) {
+	var h nodeHealth
+	res, err := (&http.Client{Timeout: 5 * time.Second}).Get(n.HealthURL())
+	if err != nil {
+		return h, err
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		return h, fmt.Errorf("decode /health: %w", err)
+	}
+	return h, nil
+}
+
+func mustHealth(t *testing.T, n *harness.Node) nodeHealth {
+	t.Helper()
+	h, err := readHealth(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -135,28 +135,35 @@ func TestHungServerTimesOut(t *testing.T) {
 }
 
 // pacedCache serves a real cache's bodies with a pause before each read the
-// server makes, to stand in for a regional reading slowly from S3. It honours
-// the request's context so a cancelled stream ends at once.
+// server makes (from the from-th on), to stand in for a regional reading
+// slowly from S3. It honours the request's context so a cancelled stream
+// ends at once.
 type pacedCache struct {
 	adapters.Cache
 	pause time.Duration
+	from  int
 }
 
 func (c pacedCache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult, error) {
 	res, err := c.Cache.Get(ctx, ref)
 	if err == nil && res.Found {
-		res.Body = &pacedBody{ReadCloser: res.Body, ctx: ctx, pause: c.pause}
+		res.Body = &pacedBody{ReadCloser: res.Body, ctx: ctx, pause: c.pause, prompt: c.from}
 	}
 	return res, err
 }
 
 type pacedBody struct {
 	io.ReadCloser
-	ctx   context.Context
-	pause time.Duration
+	ctx    context.Context
+	pause  time.Duration
+	prompt int // reads left before the pauses start
 }
 
 func (b *pacedBody) Read(p []byte) (int, error) {
+	if b.prompt > 0 {
+		b.prompt--
+		return b.ReadCloser.Read(p)
+	}
 	select {
 	case <-time.After(b.pause):
 	case <-b.ctx.Done():
@@ -174,7 +181,7 @@ func TestGetTimeoutIsPerChunkNotPerTransfer(t *testing.T) {
 	timeout := 400 * time.Millisecond
 	// Each chunk takes 100 ms: the transfer outlasts the timeout and must
 	// still succeed, because the regional never goes quiet for that long.
-	moving := newTier(t, "grpc://"+startRegional(t, pacedCache{cache, 100 * time.Millisecond}).addr, Options{Timeout: timeout, DialOptions: smallWindows})
+	moving := newTier(t, "grpc://"+startRegional(t, pacedCache{cache, 100 * time.Millisecond, 0}).addr, Options{Timeout: timeout, DialOptions: smallWindows})
 	start := time.Now()
 	_, body, err := moving.Get(ctxT(t), ref)
 	if err != nil {
@@ -189,10 +196,21 @@ func TestGetTimeoutIsPerChunkNotPerTransfer(t *testing.T) {
 		t.Fatalf("transfer took %v, not longer than the %v timeout; the test proves nothing", d, timeout)
 	}
 
+	// A regional that stalls longer than the timeout before the first
+	// chunk fails Get itself, which waits for that chunk.
+	stalled := newTier(t, "grpc://"+startRegional(t, pacedCache{cache, 3 * timeout, 0}).addr, Options{Timeout: timeout})
+	start = time.Now()
+	if _, _, err := stalled.Get(ctxT(t), ref); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("regional stalled before the first chunk: get %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*timeout {
+		t.Fatalf("stall before the first chunk detected after %v with a %v timeout", d, timeout)
+	}
+
 	// A regional that stalls longer than the timeout between chunks is cut.
-	stalled := newTier(t, "grpc://"+startRegional(t, pacedCache{cache, 3 * timeout}).addr, Options{Timeout: timeout})
-	// The metadata comes before the first body read, so Get succeeds and
-	// the stall surfaces as a read error.
+	stalled = newTier(t, "grpc://"+startRegional(t, pacedCache{cache, 3 * timeout, 1}).addr, Options{Timeout: timeout})
+	// The metadata and the first chunk come before the pauses, so Get
+	// succeeds and the stall surfaces as a read error.
 	_, body, err = stalled.Get(ctxT(t), ref)
 	if err != nil {
 		t.Fatal(err)

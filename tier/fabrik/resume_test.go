@@ -14,6 +14,7 @@ import (
 
 	"github.com/tuist/fabrik-node/messages"
 	fabrikv1 "github.com/tuist/fabrik-node/proto/fabrik/v1"
+	"github.com/tuist/fabrik-node/tier"
 )
 
 // cutter cuts the first `cut` Get streams after `after` messages (the
@@ -149,5 +150,31 @@ func TestGetResumeRefusesAnotherArtifact(t *testing.T) {
 	defer body.Close()
 	if n, err := io.Copy(io.Discard, body); err == nil || !bytes.Contains([]byte(err.Error()), []byte("another artifact")) {
 		t.Fatalf("read %d bytes across a rewrite of the key: %v, want a refused resume", n, err)
+	}
+}
+
+// Get receives the first chunk before it returns, so an artifact of one
+// chunk is whole or absent: cut before its chunk, and gone from the
+// regional the resumed stream reaches (its only copy was on the regional
+// that died), it is a miss, not a body that breaks after "found".
+func TestGetOfACutOneChunkArtifactIsAMiss(t *testing.T) {
+	c := &cutter{cut: 1, after: 1} // the metadata only
+	reg := startRegional(t, nil, c.options()...)
+	tr := newTier(t, "grpc://"+reg.addr, Options{})
+	ref := messages.Ref{Namespace: "gradle", Key: "only-copy"}
+	putContent(t, tr, ref, 25, 100<<10, nil)
+	c.before = func() {
+		if err := tr.Delete(context.Background(), ref); err != nil {
+			t.Errorf("delete: %v", err)
+		}
+	}
+	if _, body, err := tr.Get(ctxT(t), ref); !errors.Is(err, tier.ErrNotFound) {
+		if body != nil {
+			body.Close()
+		}
+		t.Fatalf("get of a one-chunk artifact cut before its chunk and gone: %v, want ErrNotFound", err)
+	}
+	if n := c.gets.Load(); n != 2 {
+		t.Fatalf("%d Get streams, want 2 (one cut, one resumed)", n)
 	}
 }

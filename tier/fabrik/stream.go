@@ -55,11 +55,12 @@ func (t *Tier) streamErr(ctx context.Context, op string, ref messages.Ref, err e
 	return t.wrap(op, ref, err)
 }
 
-// Get opens ref on the regional. The returned body pulls chunks from the
-// stream as it is read, so memory stays at about one chunk whatever the
-// artifact's size. A stream that breaks mid-body is resumed (body.resume)
-// when it may be; otherwise Read returns an error (never a clean EOF before
-// Meta.Size bytes), so the router discards a partial write-back.
+// Get opens ref on the regional and receives its metadata and first chunk.
+// The returned body pulls the other chunks from the stream as it is read,
+// so memory stays at about one chunk whatever the artifact's size. A
+// stream that breaks mid-body is resumed (body.resume) when it may be;
+// otherwise Read returns an error (never a clean EOF before Meta.Size
+// bytes), so the router discards a partial write-back.
 // The body must be closed; closing it early cancels the stream.
 func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 	var (
@@ -102,7 +103,17 @@ func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 		return messages.Meta{}, nil, fmt.Errorf("fabrik tier %s: get %s: protocol error: first response carries no metadata", t.name, ref)
 	}
 	meta := metaFromProto(m)
-	return meta, &body{t: t, ref: ref, parent: ctx, ctx: sctx, cancel: cancel, wd: wd, stream: stream, hash: meta.Hash, size: meta.Size}, nil
+	b := &body{t: t, ref: ref, parent: ctx, ctx: sctx, cancel: cancel, wd: wd, stream: stream, hash: meta.Hash, size: meta.Size}
+	// The first chunk too arrives before anything reaches the caller, so
+	// an artifact of one chunk (most are) is whole or absent: a stream cut
+	// before it, and not resumed, is an error or a miss, not a body that
+	// fails after the client was told "found".
+	if meta.Size > 0 {
+		if b.next(); b.err != nil {
+			return messages.Meta{}, nil, b.err
+		}
+	}
+	return meta, b, nil
 }
 
 // body is a Get stream read as an io.ReadCloser. Reads belong to one

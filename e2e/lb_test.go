@@ -161,8 +161,9 @@ func lbSize(i int) int {
 // recovered" line, /health "healthy"), the uploads queued during the
 // outage are delivered to S3 and readable byte-identical through the other
 // edge, and the edges' queues are empty with nothing given up or dropped.
-// Bounded: 200 artifacts (~130 MiB) in phase 1, 16 small ones after; about
-// 70 s on two cores (phase 3 waits out the upload queue's retry backoff).
+// Bounded: 200 artifacts (~130 MiB) in phase 1, 16 small ones after; 30 to
+// 40 s on two cores (phases 2 and 3 wait out a breaker cooldown and the
+// upload queue's retry backoff).
 func TestLoadBalancedRegionalsSurviveKills(t *testing.T) {
 	harness.RequireTool(t, "haproxy")
 	srv := minio.Start(t)

@@ -344,7 +344,8 @@ type ObservabilityConfig struct {
 
 // RuntimeConfig configures process limits.
 type RuntimeConfig struct {
-	// GracefulShutdownTimeout bounds the drain of in-flight requests.
+	// GracefulShutdownTimeout bounds the drain of in-flight requests, and
+	// then the flush of queued write-through uploads (Node.Stop).
 	// Default 30s.
 	GracefulShutdownTimeout Duration `toml:"graceful_shutdown_timeout"`
 	// DrainDelay is how long a stopping node keeps serving while /health

@@ -22,6 +22,7 @@ import (
 	"github.com/tuist/fabrik-node/actors/listener"
 	"github.com/tuist/fabrik-node/actors/local"
 	"github.com/tuist/fabrik-node/actors/router"
+	"github.com/tuist/fabrik-node/actors/uploadpool"
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/adapters/browser"
 	"github.com/tuist/fabrik-node/auth"
@@ -60,6 +61,9 @@ type Node struct {
 	cache   *router.Cache
 	local   actors.Ref
 	router  actors.Ref
+	// uploads is the upload pool (invalid without write-through upstreams),
+	// flushed on Stop.
+	uploads actors.Ref
 	// stopOrder lists the core actors in the order they stop, after the
 	// listeners and adapters: the router, the pool, the tiers, local.
 	stopOrder []actors.Ref
@@ -161,6 +165,7 @@ func (n *Node) Start() (err error) {
 	}
 	// Stop order is the reverse of dependencies: the router before what it
 	// calls, the pool before the tiers it uploads to.
+	n.uploads = ups.pool
 	n.stopOrder = append([]actors.Ref{n.router}, ups.pool)
 	n.stopOrder = append(n.stopOrder, ups.actors...)
 	n.stopOrder = append(n.stopOrder, n.local)
@@ -278,9 +283,14 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.drain(ctx)
 	n.ready.Store(false)
 	if n.sys != nil {
-		// Listeners first (clients drain), then the adapters' mounts, then
-		// the router, the pool and the tiers.
-		for _, ref := range slices.Concat(n.listenerRefs, n.adapterRefs, n.stopOrder) {
+		// Listeners first (clients drain), then the adapters' mounts, then,
+		// once nothing can queue another upload, the pool's flush, then the
+		// router, the pool and the tiers.
+		for _, ref := range slices.Concat(n.listenerRefs, n.adapterRefs) {
+			n.sys.Stop(ref)
+		}
+		n.flushUploads(ctx)
+		for _, ref := range n.stopOrder {
 			n.sys.Stop(ref)
 		}
 		n.listenerRefs, n.adapterRefs, n.stopOrder = nil, nil, nil
@@ -302,6 +312,31 @@ func (n *Node) Stop(ctx context.Context) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// flushUploads gives the upload pool up to graceful_shutdown_timeout (and
+// ctx) to deliver what it holds to the upstreams that take it
+// (uploadpool.Flush): a node that stops for good, a regional scaled down
+// or a one-shot edge, would otherwise keep acknowledged artifacts on its
+// own disk until it starts again, if ever. An upstream that is failing is
+// not waited for; its jobs stay persisted.
+func (n *Node) flushUploads(ctx context.Context) {
+	if !n.uploads.Valid() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Runtime.GracefulShutdownTimeout.D())
+	defer cancel()
+	start := time.Now()
+	res, err := actors.AskFor[*uploadpool.FlushResult](ctx, n.uploads, &uploadpool.Flush{})
+	took := time.Since(start).Round(time.Millisecond)
+	switch {
+	case err != nil:
+		n.log.Warn("write-through not flushed before shutdown: what is queued waits for the next start", "took", took, "err", err)
+	case res.Left > 0:
+		n.log.Info("write-through flushed but for failing upstreams: their uploads wait for the next start", "left", res.Left, "took", took)
+	default:
+		n.log.Debug("write-through flushed", "took", took)
+	}
 }
 
 // drain keeps a started node serving for runtime.drain_delay while /health

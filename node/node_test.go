@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,6 +240,52 @@ func TestPendingUploadsSurviveRestart(t *testing.T) {
 	for _, k := range keys {
 		ref := messages.Ref{Namespace: "gradle", Key: k}
 		eventually(t, "queued upload of "+k, func() bool { return localHas(regional, ref) })
+	}
+}
+
+// TestStopFlushesWriteThrough: a graceful stop delivers the write-through
+// jobs still queued (uploadpool.Flush) before the node goes, so a node
+// stopped for good leaves nothing it acknowledged on its own disk only.
+func TestStopFlushesWriteThrough(t *testing.T) {
+	regional := startNode(t, config.RoleRegional, testConfig(t, config.RoleRegional, t.TempDir()))
+	ce := testConfig(t, config.RoleEdge, t.TempDir())
+	up := upstream("grpc://" + regional.Addr("fabrik"))
+	up.Workers = 1 // eight writers outpace one uploader: the queue is long at the stop
+	ce.Upstream = []config.UpstreamConfig{up}
+	edge := startNode(t, config.RoleEdge, ce)
+	refs := make([]messages.Ref, 64)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(refs); i += 8 {
+				k := fmt.Sprintf("%032x", 0xf1000+i)
+				refs[i] = messages.Ref{Namespace: "gradle", Key: k}
+				req, _ := http.NewRequest(http.MethodPut, "http://"+edge.Addr("http")+"/cache/"+k, bytes.NewReader(randomBytes(t, 256<<10)))
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("PUT %s: %s", k, res.Status)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if err := edge.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if !localHas(regional, r) {
+			t.Fatalf("%s acknowledged by the edge is not on the regional after the edge's graceful stop", r)
+		}
 	}
 }
 

@@ -13,6 +13,11 @@
 //     cannot grow the queue without bound.
 //   - A job whose blob was evicted locally before upload is dropped: there is
 //     nothing left to send.
+//   - Graceful stop: Flush is answered once nothing is in flight or waiting
+//     for a worker, except on upstreams that failed an upload meanwhile (they
+//     are down: their jobs wait, persisted, for the next start). A node asks
+//     it after its listeners closed, so what it acknowledged reaches the
+//     upstreams before it goes, not when (if ever) it starts again.
 package uploadpool
 
 import (
@@ -80,7 +85,20 @@ type target struct {
 	pending []*job
 	active  int
 	depth   atomic.Int64
+	// failedInFlush: an upload to it failed since the flush began, so a
+	// flush no longer waits for it.
+	failedInFlush bool
 }
+
+// Flush asks the pool to deliver what it holds before a graceful stop. It
+// is answered with a FlushResult once no upload is in flight or waiting for
+// a worker, except on upstreams that failed an upload since the flush
+// began. Jobs backing off after an earlier failure are not waited for.
+// Uploads go on as usual while it waits, and after it answers.
+type Flush struct{}
+
+// FlushResult answers Flush: Left jobs are still queued (and persisted).
+type FlushResult struct{ Left int }
 
 type jobDone struct {
 	t   *target
@@ -99,6 +117,8 @@ type Actor struct {
 	opts    Options
 	targets map[string]*target
 	seq     uint64
+	// flushers are the askers of a Flush not answered yet.
+	flushers []*actor.PID
 }
 
 // New returns a producer for the pool actor.
@@ -133,7 +153,34 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *retry:
 		m.t.pending = append(m.t.pending, m.j)
 		a.dispatch(ctx, m.t)
+	case *Flush:
+		if len(a.flushers) == 0 {
+			for _, t := range a.targets {
+				t.failedInFlush = false
+			}
+		}
+		a.flushers = append(a.flushers, ctx.Sender())
+		a.settle(ctx)
 	}
+}
+
+// settle answers the pending Flush requests once every upstream is idle
+// or failed an upload since the flush began.
+func (a *Actor) settle(ctx actor.Context) {
+	if len(a.flushers) == 0 {
+		return
+	}
+	left := 0
+	for _, t := range a.targets {
+		if !t.failedInFlush && (t.active > 0 || len(t.pending) > 0) {
+			return
+		}
+		left += int(t.depth.Load())
+	}
+	for _, pid := range a.flushers {
+		ctx.Send(pid, &FlushResult{Left: left})
+	}
+	a.flushers = nil
 }
 
 func (a *Actor) start(ctx actor.Context) {
@@ -286,11 +333,15 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 			break
 		}
 		a.count("fabrik_upload_retries_total", t.name)
+		if len(a.flushers) > 0 {
+			t.failedInFlush = true
+		}
 		delay := backoff(a.opts.BaseBackoff, a.opts.MaxBackoff, d.j.attempts)
 		self, root, j := ctx.Self(), ctx.ActorSystem().Root, d.j
 		time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
 	}
 	a.dispatch(ctx, t)
+	a.settle(ctx)
 }
 
 // forget removes a finished job from Badger and from the depth gauge.

@@ -242,3 +242,69 @@ func TestEvictedBlobIsDropped(t *testing.T) {
 		t.Fatalf("%d puts of an evicted blob", n)
 	}
 }
+
+func (p *pool) flush(t *testing.T) *uploadpool.FlushResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := actors.AskFor[*uploadpool.FlushResult](ctx, p.ref, &uploadpool.Flush{})
+	if err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	return res
+}
+
+// Flush is answered once everything queued for a working upstream was
+// delivered: what the node acknowledged leaves with it on a graceful stop.
+func TestFlushDeliversTheQueue(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	slow := tiertest.New("regional", nil)
+	slow.OnPut = func(context.Context, messages.Ref) error { time.Sleep(20 * time.Millisecond); return nil }
+	p := startPool(t, st, uploadpool.Options{}, slow) // one worker
+	var refs []messages.Ref
+	for i := range 10 {
+		ref, meta, _ := stored(t, st, fmt.Sprintf("k%d", i))
+		p.upload(t, ref, meta, "regional")
+		refs = append(refs, ref)
+	}
+	if res := p.flush(t); res.Left != 0 {
+		t.Fatalf("flush left %d jobs queued for a working upstream", res.Left)
+	}
+	for _, r := range refs {
+		if _, ok := slow.Has(r); !ok {
+			t.Fatalf("%s not delivered when the flush answered", r)
+		}
+	}
+	if q := queued(t, st); len(q) != 0 {
+		t.Fatalf("persisted queue after the flush: %v", q)
+	}
+	if res := p.flush(t); res.Left != 0 { // an idle pool answers at once
+		t.Fatalf("second flush: %d left", res.Left)
+	}
+}
+
+// A flush does not wait for an upstream that is failing, neither for jobs
+// already backing off nor for one that fails during the flush: they stay
+// queued and persisted, and the working upstream's jobs are delivered.
+func TestFlushLeavesAFailingUpstreamsJobsQueued(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	down, up := tiertest.New("down", nil), tiertest.New("up", nil)
+	down.OnPut = func(context.Context, messages.Ref) error { return errors.New("connection refused") }
+	p := startPool(t, st, uploadpool.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour}, down, up)
+	ref, meta, _ := stored(t, st, "early")
+	p.upload(t, ref, meta, "down")
+	eventually(t, "the first failure", func() bool { return p.counter("fabrik_upload_retries_total", "down") == 1 })
+	for i := range 3 {
+		ref, meta, _ := stored(t, st, fmt.Sprintf("k%d", i))
+		p.upload(t, ref, meta, "down", "up")
+	}
+	if res := p.flush(t); res.Left != 4 {
+		t.Fatalf("flush left %d jobs, want the failing upstream's 4", res.Left)
+	}
+	if n := up.Count("put"); n != 3 {
+		t.Fatalf("the working upstream got %d puts by the flush's answer, want 3", n)
+	}
+	if q := queued(t, st); len(q) != 4 {
+		t.Fatalf("persisted queue after the flush: %v, want the failing upstream's 4 jobs", q)
+	}
+}

@@ -345,8 +345,9 @@ drain_delay = "1s"
 	// the checks' fall x inter) so HAProxy takes regional 3 out before its
 	// connections close.
 	waitDone(total * 4 / 5)
+	atStop := uploadsOf(t, regionals[2])
 	regionals[2].Stop()
-	t.Logf("%v: stopped regional 3 gracefully after %d artifacts", time.Since(start).Round(time.Millisecond), done.Load())
+	t.Logf("%v: stopped regional 3 gracefully after %d artifacts (its S3 queue at SIGTERM: %+v)", time.Since(start).Round(time.Millisecond), done.Load(), atStop)
 	wg.Wait()
 	t.Logf("%v: client loop done: %d cross-edge hits, %d misses of artifacts not yet in S3, %d cut with their only regional copy",
 		time.Since(start).Round(time.Millisecond), crossHits.Load(), notYetS3.Load(), lostCopy.Load())
@@ -378,8 +379,9 @@ drain_delay = "1s"
 		time.Sleep(500 * time.Millisecond)
 	}
 	if len(pending) > 0 {
-		t.Fatalf("%d of %d artifacts not readable through the other edge 40s after the loop (first: %s, %d bytes, via edge %d)",
-			len(pending), total, pending[0].key, pending[0].size, pending[0].edge)
+		t.Fatalf("%d of %d artifacts not readable through the other edge 40s after the loop (first: %s, %d bytes, via edge %d); upload queues: edges %+v %+v, regionals 1 and 2 %+v %+v",
+			len(pending), total, pending[0].key, pending[0].size, pending[0].edge,
+			uploadsOf(t, edges[0]), uploadsOf(t, edges[1]), uploadsOf(t, regionals[0]), uploadsOf(t, regionals[1]))
 	}
 	t.Logf("%v: all %d artifacts readable byte-identical through the other edge", time.Since(start).Round(time.Millisecond), total)
 	// Behind the balancer, the kills never looked like a dead upstream to

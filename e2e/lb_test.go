@@ -138,16 +138,17 @@ func lbSize(i int) int {
 //
 // Phase 1, HAProxy masks dead regionals: while a client loop writes and
 // reads through both edges, one regional is killed with SIGKILL, then a
-// second, then both come back, then the third stops gracefully. No client
-// request may fail; a cross-edge read may miss only while the artifact had
-// not reached S3 yet (checked by asking MinIO before the read, counted and
-// reported), and may break off mid-body only if it was also larger than
-// one chunk (its one regional copy may have died streaming it; a stream
-// of an artifact in S3 is resumed on another regional); at the end every
-// artifact is readable byte-identical through the edge it was not written
-// through. The edges' breakers never open
-// (/health sampled throughout, no "circuit open" log line, no read
-// answered by an open breaker).
+// second, then both come back, then the third stops gracefully (and must
+// deliver its S3 queue before it exits: it never returns in phase 1). No
+// client request may fail; a cross-edge read may miss only while the
+// artifact had not reached S3 yet (checked by asking MinIO before the read,
+// counted and reported), and may break off mid-body only if it was also
+// larger than one chunk (its one regional copy may have died streaming it;
+// a stream of an artifact in S3 is resumed on another regional); at the end
+// every artifact is readable byte-identical through the edge it was not
+// written through. The edges' breakers never open (/health sampled
+// throughout, no "circuit open" log line, no read answered by an open
+// breaker).
 //
 // Phase 2, every regional down: HAProxy has nobody to send a stream to and
 // answers 503, so each edge's upstream reads fail and its breaker opens

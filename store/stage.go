@@ -56,6 +56,19 @@ func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 	return st, nil
 }
 
+// NewDeferred is New for a writer that must not wait for SHA-256: Write
+// only appends, and Seal hashes the file, read back, before it verifies.
+// A write-back stages with it: its writer then keeps pace with the disk,
+// not with the hash (about 1 GB/s a core), and the hash covers the bytes
+// on disk.
+func (s *Stager) NewDeferred(expectHash string, expectSize int64) (*Staged, error) {
+	st, err := s.New(expectHash, expectSize)
+	if err == nil {
+		st.deferHash = true
+	}
+	return st, err
+}
+
 // Staged is a blob being received: every byte is hashed as it is written, so
 // the content is read exactly once. Sealed, it travels to the local tier in
 // a local.Put. It lives in memory (buf) until it outgrows the inline bound,
@@ -71,6 +84,7 @@ type Staged struct {
 	hash       string
 	sealed     bool
 	discarded  bool
+	deferHash  bool // NewDeferred: Seal hashes the file
 }
 
 // Write appends p, refusing to grow past the expected size so a lying client
@@ -91,7 +105,9 @@ func (s *Staged) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := s.f.Write(p)
-	s.h.Write(p[:n])
+	if !s.deferHash {
+		s.h.Write(p[:n])
+	}
 	s.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("write staging file: %w", diskFull(err))
@@ -155,6 +171,13 @@ func (s *Staged) Written() int64 { return s.n }
 // Seal verifies size and hash, makes a staging file durable and closes it.
 // On error the blob is discarded: a rejected upload leaves nothing behind.
 func (s *Staged) Seal() error {
+	if s.deferHash && s.n > 0 {
+		buf := make([]byte, min(s.n, 1<<20))
+		if _, err := io.CopyBuffer(s.h, io.NewSectionReader(s.f, 0, s.n), buf); err != nil {
+			s.Discard()
+			return fmt.Errorf("hash staging file: %w", err)
+		}
+	}
 	sum := hex.EncodeToString(s.h.Sum(nil))
 	switch {
 	case s.expectSize >= 0 && s.n != s.expectSize:

@@ -25,14 +25,15 @@ func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetRe
 	if a.opts.Stager == nil {
 		return r.Body
 	}
-	st, err := a.opts.Stager.NewDeferred(r.Meta.Hash, r.Meta.Size)
-	if err != nil {
-		a.opts.Logger.Warn("write-back staging failed; serving without caching", "ref", ref.String(), "err", err)
-		return r.Body
-	}
-	self, root := ctx.Self(), ctx.ActorSystem().Root
+	self, root, stager, log := ctx.Self(), ctx.ActorSystem().Root, a.opts.Stager, a.opts.Logger
 	meta := r.Meta
-	return newTee(r.Body, st, func(s *store.Staged) {
+	return newTee(r.Body, func() (*store.Staged, error) {
+		st, err := stager.NewDeferred(meta.Hash, meta.Size)
+		if err != nil {
+			log.Warn("write-back staging failed; serving without caching", "ref", ref.String(), "err", err)
+		}
+		return st, err
+	}, func(s *store.Staged) {
 		root.Send(self, &writeBackDone{put: &local.Put{Ref: ref, Meta: meta, Blob: s}, served: served})
 	})
 }
@@ -84,8 +85,11 @@ type teeBody struct {
 	off int
 }
 
-// stageWriter is the goroutine side of a write-back.
+// stageWriter is the goroutine side of a write-back. It creates the
+// staging file itself, so the client's first byte waits for no file
+// system call.
 type stageWriter struct {
+	create func() (*store.Staged, error)
 	staged *store.Staged
 	queue  chan teeChunkMsg
 	// complete is set before queue is closed: the source ended with
@@ -100,15 +104,26 @@ type teeChunkMsg struct {
 	n   int
 }
 
-func newTee(src io.ReadCloser, st *store.Staged, sealed func(*store.Staged)) *teeBody {
-	w := &stageWriter{staged: st, queue: make(chan teeChunkMsg, teeDepth), sealed: sealed}
+func newTee(src io.ReadCloser, create func() (*store.Staged, error), sealed func(*store.Staged)) *teeBody {
+	w := &stageWriter{create: create, queue: make(chan teeChunkMsg, teeDepth), sealed: sealed}
 	go w.run()
 	return &teeBody{src: src, w: w}
 }
 
-// run appends queued buffers to the staging file; at the end it seals the
-// file (hash and size verified) and reports it, or discards it.
+// run creates the staging file, appends queued buffers to it and at the end
+// seals it (hash and size verified) and reports it, or discards it. When the
+// file cannot be created it only recycles what the tee queues until the
+// tee sees the failure.
 func (w *stageWriter) run() {
+	st, err := w.create()
+	if err != nil {
+		w.failed.Store(true)
+		for c := range w.queue {
+			teeBufs.Put(c.buf)
+		}
+		return
+	}
+	w.staged = st
 	for c := range w.queue {
 		if !w.failed.Load() {
 			if _, err := w.staged.Write((*c.buf)[:c.n]); err != nil {

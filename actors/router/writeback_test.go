@@ -157,3 +157,27 @@ func TestWriteBackAbandoned(t *testing.T) {
 		})
 	}
 }
+
+// When no staging file can be created the client is still served in full;
+// nothing is stored.
+func TestWriteBackWithoutStaging(t *testing.T) {
+	for how := range readers {
+		t.Run(how, func(t *testing.T) {
+			e := newEnv(t, up{})
+			want := body(t, 1<<20+3)
+			e.ups[0].Seed(ref("k"), want)
+			dir := e.store.Stager().Dir()
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.MkdirAll(dir, 0o755) })
+			if _, got, err := e.read(t, ref("k"), how); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("read without staging: %d bytes, err %v", len(got), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if e.local(ref("k")) {
+				t.Fatal("stored without a staging file")
+			}
+		})
+	}
+}

@@ -91,8 +91,10 @@ func TestGetSendsFullChunks(t *testing.T) {
 	want := make([]byte, 3*fabrikv1.ChunkSize+1234)
 	rand.Read(want)
 	bodies := map[string]func() io.ReadCloser{
-		"whole chunks":  func() io.ReadCloser { return &pieces{b: want, sizes: []int{fabrikv1.ChunkSize}} },
-		"odd pieces":    func() io.ReadCloser { return &pieces{b: want, sizes: []int{1, 300 << 10, 5, fabrikv1.ChunkSize, 70 << 10}} },
+		"whole chunks": func() io.ReadCloser { return &pieces{b: want, sizes: []int{fabrikv1.ChunkSize}} },
+		"odd pieces": func() io.ReadCloser {
+			return &pieces{b: want, sizes: []int{1, 300 << 10, 5, fabrikv1.ChunkSize, 70 << 10}}
+		},
 		"large pieces":  func() io.ReadCloser { return &pieces{b: want, sizes: []int{2*fabrikv1.ChunkSize + 3}} },
 		"trickle reads": func() io.ReadCloser { return &trickle{r: bytes.NewReader(want), n: 16 << 10} },
 	}

@@ -240,7 +240,9 @@ func (s *service) Put(stream grpc.ClientStreamingServer[fabrikv1.PutRequest, fab
 		if len(data) > fabrikv1.MaxChunkSize {
 			return status.Errorf(codes.InvalidArgument, "chunk of %d bytes exceeds the %d-byte limit", len(data), fabrikv1.MaxChunkSize)
 		}
-		if _, err := staged.Write(data); err != nil {
+		_, err = staged.Write(data)
+		fabrikv1.ReleaseChunk(data)
+		if err != nil {
 			return s.status(ctx, "put", ref.String(), err)
 		}
 	}

@@ -57,10 +57,10 @@ func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 }
 
 // NewDeferred is New for a writer that must not wait for SHA-256: Write
-// only appends, and Seal hashes the file, read back, before it verifies.
-// A write-back stages with it: its writer then keeps pace with the disk,
-// not with the hash (about 1 GB/s a core), and the hash covers the bytes
-// on disk.
+// only appends, and Seal hashes the content (a staging file read back)
+// before it verifies. A write-back stages with it: its writer then keeps
+// pace with the disk, not with the hash (about 1 GB/s a core), and the
+// hash covers the bytes on disk.
 func (s *Stager) NewDeferred(expectHash string, expectSize int64) (*Staged, error) {
 	st, err := s.New(expectHash, expectSize)
 	if err == nil {
@@ -84,7 +84,7 @@ type Staged struct {
 	hash       string
 	sealed     bool
 	discarded  bool
-	deferHash  bool // NewDeferred: Seal hashes the file
+	deferHash  bool // NewDeferred: Seal hashes the content
 }
 
 // Write appends p, refusing to grow past the expected size so a lying client
@@ -96,7 +96,9 @@ func (s *Staged) Write(p []byte) (int, error) {
 	if s.f == nil {
 		if s.n+int64(len(p)) <= s.stager.inlineMax {
 			s.buf = append(s.buf, p...)
-			s.h.Write(p)
+			if !s.deferHash {
+				s.h.Write(p)
+			}
 			s.n += int64(len(p))
 			return len(p), nil
 		}
@@ -171,11 +173,10 @@ func (s *Staged) Written() int64 { return s.n }
 // Seal verifies size and hash, makes a staging file durable and closes it.
 // On error the blob is discarded: a rejected upload leaves nothing behind.
 func (s *Staged) Seal() error {
-	if s.deferHash && s.n > 0 {
-		buf := make([]byte, min(s.n, 1<<20))
-		if _, err := io.CopyBuffer(s.h, io.NewSectionReader(s.f, 0, s.n), buf); err != nil {
+	if s.deferHash {
+		if err := s.hashContent(); err != nil {
 			s.Discard()
-			return fmt.Errorf("hash staging file: %w", err)
+			return err
 		}
 	}
 	sum := hex.EncodeToString(s.h.Sum(nil))
@@ -200,6 +201,23 @@ func (s *Staged) Seal() error {
 		}
 	}
 	s.hash, s.sealed = sum, true
+	return nil
+}
+
+// hashContent hashes what a deferred blob holds: its buffer, or its file
+// read back from the start.
+func (s *Staged) hashContent() error {
+	if s.f == nil {
+		s.h.Write(s.buf)
+		return nil
+	}
+	if s.n == 0 {
+		return nil
+	}
+	buf := make([]byte, min(s.n, 1<<20))
+	if _, err := io.CopyBuffer(s.h, io.NewSectionReader(s.f, 0, s.n), buf); err != nil {
+		return fmt.Errorf("hash staging file: %w", err)
+	}
 	return nil
 }
 

@@ -56,21 +56,8 @@ func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 	return st, nil
 }
 
-// NewDeferred is New for a writer that must not wait for SHA-256: Write
-// only appends, and Seal hashes the content (a staging file read back)
-// before it verifies. A write-back stages with it: its writer then keeps
-// pace with the disk, not with the hash (about 1 GB/s a core), and the
-// hash covers the bytes on disk.
-func (s *Stager) NewDeferred(expectHash string, expectSize int64) (*Staged, error) {
-	st, err := s.New(expectHash, expectSize)
-	if err == nil {
-		st.deferHash = true
-	}
-	return st, err
-}
-
 // Staged is a blob being received: every byte is hashed as it is written, so
-// the content is read exactly once. Sealed, it travels to the local tier in
+// the content is read exactly once (unless Append leaves the hash to Seal). Sealed, it travels to the local tier in
 // a local.Put. It lives in memory (buf) until it outgrows the inline bound,
 // then in a staging file (f); a blob never moves back.
 type Staged struct {
@@ -84,20 +71,32 @@ type Staged struct {
 	hash       string
 	sealed     bool
 	discarded  bool
-	deferHash  bool // NewDeferred: Seal hashes the content
+	hashed     int64 // bytes fed to h: all but what Append left to Seal
 }
 
 // Write appends p, refusing to grow past the expected size so a lying client
 // cannot fill the disk.
-func (s *Staged) Write(p []byte) (int, error) {
+func (s *Staged) Write(p []byte) (int, error) { return s.write(p, true) }
+
+// Append is Write without hashing, for a writer that must keep pace with
+// its source (a write-back serving a client): the bytes it appends, and any
+// written after them, are hashed by Seal, read back. A blob that is only
+// written is read exactly once.
+func (s *Staged) Append(p []byte) (int, error) { return s.write(p, false) }
+
+func (s *Staged) write(p []byte, hash bool) (int, error) {
 	if s.expectSize >= 0 && s.n+int64(len(p)) > s.expectSize {
 		return 0, fmt.Errorf("%w: body longer than the declared %d bytes", tier.ErrInvalid, s.expectSize)
 	}
+	// Bytes are hashed in order: once Append left some to Seal, the rest
+	// waits for Seal too.
+	hash = hash && s.hashed == s.n
 	if s.f == nil {
 		if s.n+int64(len(p)) <= s.stager.inlineMax {
 			s.buf = append(s.buf, p...)
-			if !s.deferHash {
+			if hash {
 				s.h.Write(p)
+				s.hashed += int64(len(p))
 			}
 			s.n += int64(len(p))
 			return len(p), nil
@@ -107,8 +106,9 @@ func (s *Staged) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := s.f.Write(p)
-	if !s.deferHash {
+	if hash {
 		s.h.Write(p[:n])
+		s.hashed += int64(n)
 	}
 	s.n += int64(n)
 	if err != nil {
@@ -173,11 +173,9 @@ func (s *Staged) Written() int64 { return s.n }
 // Seal verifies size and hash, makes a staging file durable and closes it.
 // On error the blob is discarded: a rejected upload leaves nothing behind.
 func (s *Staged) Seal() error {
-	if s.deferHash {
-		if err := s.hashContent(); err != nil {
-			s.Discard()
-			return err
-		}
+	if err := s.hashRest(); err != nil {
+		s.Discard()
+		return err
 	}
 	sum := hex.EncodeToString(s.h.Sum(nil))
 	switch {
@@ -204,20 +202,22 @@ func (s *Staged) Seal() error {
 	return nil
 }
 
-// hashContent hashes what a deferred blob holds: its buffer, or its file
-// read back from the start.
-func (s *Staged) hashContent() error {
+// hashRest hashes what Append left unhashed: the end of the buffer, or of
+// the file, read back.
+func (s *Staged) hashRest() error {
+	if s.hashed == s.n {
+		return nil
+	}
 	if s.f == nil {
-		s.h.Write(s.buf)
+		s.h.Write(s.buf[s.hashed:])
+		s.hashed = s.n
 		return nil
 	}
-	if s.n == 0 {
-		return nil
-	}
-	buf := make([]byte, min(s.n, 1<<20))
-	if _, err := io.CopyBuffer(s.h, io.NewSectionReader(s.f, 0, s.n), buf); err != nil {
+	buf := make([]byte, min(s.n-s.hashed, 1<<20))
+	if _, err := io.CopyBuffer(s.h, io.NewSectionReader(s.f, s.hashed, s.n-s.hashed), buf); err != nil {
 		return fmt.Errorf("hash staging file: %w", err)
 	}
+	s.hashed = s.n
 	return nil
 }
 

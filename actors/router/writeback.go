@@ -17,9 +17,10 @@ import (
 // are also written to a staging file. The client gets its first byte
 // immediately instead of after the whole download, and the disk and the
 // hash are off its path: a writer goroutine appends the bytes to the
-// staging file (teeBody), and the file is hashed when it is sealed, after
-// the last byte. Only when the hash and size verify does the router commit
-// the staged file locally. A client that stops early or a body that fails
+// staging file (teeBody), hashing them as it goes only while it keeps up;
+// what it only appended is hashed when the file is sealed, after the last
+// byte. Only when the hash and size verify does the router commit the
+// staged file locally. A client that stops early or a body that fails
 // mid-stream leaves nothing behind.
 func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetResult, served int) io.ReadCloser {
 	if a.opts.Stager == nil {
@@ -28,7 +29,7 @@ func (a *Actor) writeBack(ctx actor.Context, ref messages.Ref, r *messages.GetRe
 	self, root, stager, log := ctx.Self(), ctx.ActorSystem().Root, a.opts.Stager, a.opts.Logger
 	meta := r.Meta
 	return newTee(r.Body, func() (*store.Staged, error) {
-		st, err := stager.NewDeferred(meta.Hash, meta.Size)
+		st, err := stager.New(meta.Hash, meta.Size)
 		if err != nil {
 			log.Warn("write-back staging failed; serving without caching", "ref", ref.String(), "err", err)
 		}
@@ -126,7 +127,14 @@ func (w *stageWriter) run() {
 	w.staged = st
 	for c := range w.queue {
 		if !w.failed.Load() {
-			if _, err := w.staged.Write((*c.buf)[:c.n]); err != nil {
+			// Hash as it writes while it keeps up with the client; once
+			// buffers queue up, only append and leave the hash to Seal
+			// (store.Staged.Append): the client never waits for SHA-256.
+			write := w.staged.Write
+			if len(w.queue) > 0 {
+				write = w.staged.Append
+			}
+			if _, err := write((*c.buf)[:c.n]); err != nil {
 				w.failed.Store(true)
 			}
 		}
@@ -136,8 +144,8 @@ func (w *stageWriter) run() {
 		w.staged.Discard()
 		return
 	}
-	// Seal hashes the file and may fsync (milliseconds per layer): the
-	// client already has every byte and never waits for it.
+	// Seal hashes what was only appended and may fsync: the client already
+	// has every byte and never waits for it.
 	if w.staged.Seal() == nil {
 		w.sealed(w.staged)
 	}

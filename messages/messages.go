@@ -70,6 +70,10 @@ type Get struct {
 	// LocalOnly limits the read to the local tier: what a P2P peer may
 	// reach (it must never cause an upstream read on this machine).
 	LocalOnly bool
+	// LocalMissed says the sender already found no local entry for Ref
+	// (router.Cache looks itself first): the router starts with the peers
+	// and upstreams instead of asking the local tier again.
+	LocalMissed bool
 }
 
 // GetResult answers Get. When Found, the bytes are either Body (a stream the

@@ -57,7 +57,7 @@ func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 }
 
 // Staged is a blob being received: every byte is hashed as it is written, so
-// the content is read exactly once. Sealed, it travels to the local tier in
+// the content is read exactly once (unless Append leaves the hash to Seal). Sealed, it travels to the local tier in
 // a local.Put. It lives in memory (buf) until it outgrows the inline bound,
 // then in a staging file (f); a blob never moves back.
 type Staged struct {
@@ -71,18 +71,33 @@ type Staged struct {
 	hash       string
 	sealed     bool
 	discarded  bool
+	hashed     int64 // bytes fed to h: all but what Append left to Seal
 }
 
 // Write appends p, refusing to grow past the expected size so a lying client
 // cannot fill the disk.
-func (s *Staged) Write(p []byte) (int, error) {
+func (s *Staged) Write(p []byte) (int, error) { return s.write(p, true) }
+
+// Append is Write without hashing, for a writer that must keep pace with
+// its source (a write-back serving a client): the bytes it appends, and any
+// written after them, are hashed by Seal, read back. A blob that is only
+// written is read exactly once.
+func (s *Staged) Append(p []byte) (int, error) { return s.write(p, false) }
+
+func (s *Staged) write(p []byte, hash bool) (int, error) {
 	if s.expectSize >= 0 && s.n+int64(len(p)) > s.expectSize {
 		return 0, fmt.Errorf("%w: body longer than the declared %d bytes", tier.ErrInvalid, s.expectSize)
 	}
+	// Bytes are hashed in order: once Append left some to Seal, the rest
+	// waits for Seal too.
+	hash = hash && s.hashed == s.n
 	if s.f == nil {
 		if s.n+int64(len(p)) <= s.stager.inlineMax {
 			s.buf = append(s.buf, p...)
-			s.h.Write(p)
+			if hash {
+				s.h.Write(p)
+				s.hashed += int64(len(p))
+			}
 			s.n += int64(len(p))
 			return len(p), nil
 		}
@@ -91,7 +106,10 @@ func (s *Staged) Write(p []byte) (int, error) {
 		}
 	}
 	n, err := s.f.Write(p)
-	s.h.Write(p[:n])
+	if hash {
+		s.h.Write(p[:n])
+		s.hashed += int64(n)
+	}
 	s.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("write staging file: %w", diskFull(err))
@@ -155,6 +173,10 @@ func (s *Staged) Written() int64 { return s.n }
 // Seal verifies size and hash, makes a staging file durable and closes it.
 // On error the blob is discarded: a rejected upload leaves nothing behind.
 func (s *Staged) Seal() error {
+	if err := s.hashRest(); err != nil {
+		s.Discard()
+		return err
+	}
 	sum := hex.EncodeToString(s.h.Sum(nil))
 	switch {
 	case s.expectSize >= 0 && s.n != s.expectSize:
@@ -177,6 +199,25 @@ func (s *Staged) Seal() error {
 		}
 	}
 	s.hash, s.sealed = sum, true
+	return nil
+}
+
+// hashRest hashes what Append left unhashed: the end of the buffer, or of
+// the file, read back.
+func (s *Staged) hashRest() error {
+	if s.hashed == s.n {
+		return nil
+	}
+	if s.f == nil {
+		s.h.Write(s.buf[s.hashed:])
+		s.hashed = s.n
+		return nil
+	}
+	buf := make([]byte, min(s.n-s.hashed, 1<<20))
+	if _, err := io.CopyBuffer(s.h, io.NewSectionReader(s.f, s.hashed, s.n-s.hashed), buf); err != nil {
+		return fmt.Errorf("hash staging file: %w", err)
+	}
+	s.hashed = s.n
 	return nil
 }
 

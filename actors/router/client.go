@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/store"
 	"github.com/tuist/fabrik-node/tenant"
+	"github.com/tuist/fabrik-node/tier"
 )
 
 // Cache is the adapters.Cache every adapter uses: each call is one Ask to
@@ -40,14 +42,23 @@ func (c *Cache) Get(ctx context.Context, ref messages.Ref) (*messages.GetResult,
 func (c *Cache) get(ctx context.Context, m *messages.Get) (*messages.GetResult, error) {
 	// A local hit needs no actor: the store's lookup is safe from any
 	// goroutine (it counts the access under its own lock), and the router
-	// would only answer it as the local tier did. Anything else (a miss, a
-	// broken entry, a store error) goes to the router, which asks the local
-	// tier again and then the peers and upstreams, as before (or, for a
-	// LocalOnly read, answers the miss).
-	if meta, path, err := c.store.Locate(m.Ref); err == nil {
+	// would only answer it as the local tier did. A clean miss goes to the
+	// router marked LocalMissed, so it asks the peers and upstreams without
+	// asking the local tier again (one ask less per miss); a LocalOnly one
+	// is answered here. Anything else (a broken entry, a file evicted since
+	// the lookup, a store error) goes to the router as a plain Get, which
+	// asks the local tier again and then the peers and upstreams.
+	meta, path, err := c.store.Locate(m.Ref)
+	if err == nil {
 		if f, err := c.store.OpenBody(meta, path); err == nil {
 			return &messages.GetResult{Found: true, Meta: meta, Path: path, Body: f, Tier: local.Name}, nil
 		}
+	}
+	if errors.Is(err, tier.ErrNotFound) {
+		if m.LocalOnly {
+			return &messages.GetResult{}, nil
+		}
+		m.LocalMissed = true
 	}
 	r, err := actors.AskFor[*messages.GetResult](ctx, c.router, m)
 	if err != nil {

@@ -98,6 +98,10 @@ func New(opts Options) func() actor.Actor {
 func (a *Actor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.Get:
+		if m.LocalMissed {
+			a.afterLocalMiss(ctx, m, time.Now())
+			return
+		}
 		a.read(ctx, m, -1, time.Now())
 	case *messages.Stat:
 		first := -1
@@ -143,8 +147,8 @@ func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time)
 			if err != nil {
 				a.opts.Logger.Debug("tier read failed, treated as miss", "tier", a.tierName(i), "ref", m.Ref.String(), "err", err)
 			}
-			if i < 0 && a.opts.Peers != nil && !m.LocalOnly {
-				a.race(ctx, m, start)
+			if i < 0 {
+				a.afterLocalMiss(ctx, m, start)
 				return
 			}
 			a.read(ctx, m, i+1, start)
@@ -155,6 +159,16 @@ func (a *Actor) read(ctx actor.Context, m *messages.Get, i int, start time.Time)
 		}
 		ctx.Respond(r)
 	})
+}
+
+// afterLocalMiss goes on from a local miss: the race of peers and first
+// upstream when P2P is on, else the upstreams in order.
+func (a *Actor) afterLocalMiss(ctx actor.Context, m *messages.Get, start time.Time) {
+	if a.opts.Peers != nil && !m.LocalOnly {
+		a.race(ctx, m, start)
+		return
+	}
+	a.read(ctx, m, 0, start)
 }
 
 // stat is read's cheaper twin: existence only, no write-back.

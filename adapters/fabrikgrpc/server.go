@@ -51,9 +51,10 @@ func Register(s *grpc.Server, cache adapters.Cache, opts Options) {
 }
 
 // NewServer builds a grpc.Server serving only the Fabrik protocol, with the
-// caller's options (interceptors, credentials, limits) applied.
+// caller's options (interceptors, credentials, limits) applied. Its codec is
+// fabrikv1.Codec: chunks are copied once, not three times.
 func NewServer(cache adapters.Cache, opts Options, serverOpts ...grpc.ServerOption) *grpc.Server {
-	s := grpc.NewServer(serverOpts...)
+	s := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(fabrikv1.Codec)}, serverOpts...)...)
 	Register(s, cache, opts)
 	return s
 }

@@ -42,34 +42,24 @@ func (s *service) Get(req *fabrikv1.GetRequest, stream grpc.ServerStreamingServe
 		return err
 	}
 
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
-	buf := *bp
-	// One message reused for every chunk: only its slice header changes.
-	chunk := &fabrikv1.GetResponse_Chunk{}
-	msg := &fabrikv1.GetResponse{Payload: chunk}
-	var sent int64
-	for {
-		// ReadFull keeps chunks full-sized even when the body is a network
-		// stream that returns a few KiB per Read (a read-through from S3).
-		n, rerr := io.ReadFull(res.Body, buf)
-		if n > 0 {
-			sent += int64(n)
-			if sent > res.Meta.Size {
-				return s.status(ctx, "get", ref.String(), fmt.Errorf("body is longer than its recorded size %d", res.Meta.Size))
-			}
-			chunk.Chunk = buf[:n]
-			if err := stream.Send(msg); err != nil {
-				return err
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return s.status(ctx, "get", ref.String(), fmt.Errorf("read body: %w", rerr))
-		}
+	cs := newChunkSender(stream, res.Meta.Size)
+	defer cs.release()
+	// io.Copy lets the body pick the cheapest way: a write-back tee reads
+	// its upstream straight into its own buffers and hands them over whole
+	// (WriteTo), a file is read into the sender's buffer (ReadFrom).
+	_, err = io.Copy(cs, res.Body)
+	if err == nil {
+		err = cs.flush()
 	}
+	switch {
+	case cs.sendErr != nil:
+		return cs.sendErr
+	case errors.Is(err, errTooLong):
+		return s.status(ctx, "get", ref.String(), fmt.Errorf("%w %d", err, res.Meta.Size))
+	case err != nil:
+		return s.status(ctx, "get", ref.String(), fmt.Errorf("read body: %w", err))
+	}
+	sent := cs.sent
 	// A short body must end the stream with an error, never a clean EOF: the
 	// client would otherwise store a truncated artifact as a hit.
 	if sent != res.Meta.Size {
@@ -79,6 +69,115 @@ func (s *service) Get(req *fabrikv1.GetRequest, stream grpc.ServerStreamingServe
 		s.opts.Metrics.DownloadedBy("fabrik", sent)
 	}
 	return nil
+}
+
+// errTooLong: a body would send more than its recorded size.
+var errTooLong = errors.New("body is longer than its recorded size")
+
+// chunkSender turns a body into the chunk messages of a Get stream: chunks
+// of fabrikv1.ChunkSize whatever pieces the body comes in. Writes of a
+// whole chunk are sent as they are (gRPC marshals a message inside Send,
+// so the caller may reuse its buffer when Write returns); smaller ones are
+// gathered in a pooled buffer first.
+type chunkSender struct {
+	stream  grpc.ServerStreamingServer[fabrikv1.GetResponse]
+	msg     *fabrikv1.GetResponse
+	chunk   *fabrikv1.GetResponse_Chunk
+	bp      *[]byte
+	n       int   // bytes gathered in *bp
+	size    int64 // the recorded size: no more may be sent
+	sent    int64
+	sendErr error // the stream failed: the client is gone
+}
+
+func newChunkSender(stream grpc.ServerStreamingServer[fabrikv1.GetResponse], size int64) *chunkSender {
+	// One message reused for every chunk: only its slice header changes.
+	chunk := &fabrikv1.GetResponse_Chunk{}
+	return &chunkSender{stream: stream, chunk: chunk, msg: &fabrikv1.GetResponse{Payload: chunk}, size: size}
+}
+
+func (c *chunkSender) buf() []byte {
+	if c.bp == nil {
+		c.bp = chunkPool.Get().(*[]byte)
+	}
+	return *c.bp
+}
+
+func (c *chunkSender) release() {
+	if c.bp != nil {
+		chunkPool.Put(c.bp)
+		c.bp = nil
+	}
+}
+
+// send sends p as one chunk.
+func (c *chunkSender) send(p []byte) error {
+	if c.sent+int64(len(p)) > c.size {
+		return errTooLong
+	}
+	c.chunk.Chunk = p
+	err := c.stream.Send(c.msg)
+	c.chunk.Chunk = nil
+	if err != nil {
+		c.sendErr = err
+		return err
+	}
+	c.sent += int64(len(p))
+	return nil
+}
+
+func (c *chunkSender) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if c.n == 0 && len(p) >= fabrikv1.ChunkSize {
+			if err := c.send(p[:fabrikv1.ChunkSize]); err != nil {
+				return written, err
+			}
+			p, written = p[fabrikv1.ChunkSize:], written+fabrikv1.ChunkSize
+			continue
+		}
+		k := copy(c.buf()[c.n:], p)
+		c.n += k
+		p, written = p[k:], written+k
+		if c.n == len(c.buf()) {
+			if err := c.flush(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+// ReadFrom fills whole chunks from r: a body that is a network stream
+// returning a few KiB per Read still goes out in full-sized chunks.
+func (c *chunkSender) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		n, err := r.Read(c.buf()[c.n:])
+		c.n += n
+		total += int64(n)
+		if c.n == len(c.buf()) {
+			if ferr := c.flush(); ferr != nil {
+				return total, ferr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// flush sends what was gathered.
+func (c *chunkSender) flush() error {
+	if c.n == 0 {
+		return nil
+	}
+	err := c.send(c.buf()[:c.n])
+	c.n = 0
+	return err
 }
 
 // count records a hit or miss of the Fabrik protocol (build system label
@@ -141,7 +240,9 @@ func (s *service) Put(stream grpc.ClientStreamingServer[fabrikv1.PutRequest, fab
 		if len(data) > fabrikv1.MaxChunkSize {
 			return status.Errorf(codes.InvalidArgument, "chunk of %d bytes exceeds the %d-byte limit", len(data), fabrikv1.MaxChunkSize)
 		}
-		if _, err := staged.Write(data); err != nil {
+		_, err = staged.Write(data)
+		fabrikv1.ReleaseChunk(data)
+		if err != nil {
 			return s.status(ctx, "put", ref.String(), err)
 		}
 	}

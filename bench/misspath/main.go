@@ -7,7 +7,9 @@
 //	edge      Gradle GET -> edge (miss) -> regional (miss) -> S3
 //
 // and then again as hits (regional-hit, edge-hit) once write-back stored
-// them. Each path reads its own fresh keys so every miss is a real one.
+// them. Each miss path reads its own freshly seeded keys, so every miss is a
+// real one and none reads an object S3 served before (a fair floor).
+// -paths runs some of them (a profile of one path).
 //
 //	misspath -s3-endpoint http://127.0.0.1:9000 -bucket bench -prefix tenant-bench/ \
 //	  -regional 127.0.0.1:7070 -edge http://127.0.0.1:5071 -sizes 4KiB,1MiB -n 50
@@ -20,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,11 +46,12 @@ type options struct {
 	n, warm                  int
 	run                      uint64
 	create                   bool
+	paths                    map[string]bool
 }
 
 func main() {
 	var o options
-	var sizes string
+	var sizes, only string
 	flag.StringVar(&o.endpoint, "s3-endpoint", "", "S3-compatible endpoint (MinIO on loopback)")
 	flag.StringVar(&o.bucket, "bucket", "bench", "bucket the regional's S3 upstream uses")
 	flag.StringVar(&o.prefix, "prefix", "tenant-bench/", "tenant prefix of the regional's S3 upstream")
@@ -60,7 +64,17 @@ func main() {
 	flag.IntVar(&o.warm, "warm", 2, "untimed reads per path first (they open connections)")
 	flag.Uint64Var(&o.run, "run", uint64(time.Now().UnixNano()), "run id: keys are derived from it")
 	flag.BoolVar(&o.create, "create-bucket", false, "create the bucket first")
+	flag.StringVar(&only, "paths", strings.Join(allPaths, ","), "the paths to measure")
 	flag.Parse()
+	o.paths = map[string]bool{}
+	for _, p := range strings.Split(only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			if !slices.Contains(allPaths, p) {
+				fail(fmt.Errorf("-paths: unknown path %q (known: %s)", p, strings.Join(allPaths, ",")))
+			}
+			o.paths[p] = true
+		}
+	}
 	for _, s := range strings.Split(sizes, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -84,6 +98,10 @@ func fail(err error) {
 	fmt.Fprintln(os.Stderr, "misspath:", err)
 	os.Exit(1)
 }
+
+// allPaths are the paths in the order they run: the hits last, once the
+// misses wrote their keys back.
+var allPaths = []string{"s3-raw", "s3-tier", "regional", "edge", "regional-hit", "edge-hit"}
 
 // paths are the readers under comparison, built once so connections are
 // reused as they would be in a long-running node.
@@ -144,28 +162,39 @@ type artifact struct {
 func (p *paths) size(ctx context.Context, si int, size int64) error {
 	warm := p.o.warm
 	n := p.o.n + warm
-	edgeSet, regionalSet := make([]artifact, n), make([]artifact, n)
-	for i := range n {
-		var err error
-		if edgeSet[i], err = p.seed(ctx, si, size, i); err != nil {
-			return err
+	// One fresh set per miss path; the hits read the sets their misses
+	// wrote back.
+	sets := map[string][]artifact{}
+	next := 0
+	for _, name := range []string{"s3-raw", "s3-tier", "regional", "edge"} {
+		if !p.o.paths[name] && !p.o.paths[name+"-hit"] {
+			continue
 		}
-		if regionalSet[i], err = p.seed(ctx, si, size, n+i); err != nil {
-			return err
+		set := make([]artifact, n)
+		for i := range set {
+			var err error
+			if set[i], err = p.seed(ctx, si, size, next); err != nil {
+				return err
+			}
+			next++
 		}
+		sets[name], sets[name+"-hit"] = set, set
 	}
 	var floor time.Duration
-	steps := []struct {
+	read := map[string]func(context.Context, artifact) (int64, error){
+		"s3-raw": p.readRaw, "s3-tier": p.readTier(p.s3), "regional": p.readTier(p.fabrik), "edge": p.readEdge,
+		"regional-hit": p.readTier(p.fabrik), "edge-hit": p.readEdge,
+	}
+	type step struct {
 		name string
 		set  []artifact
 		read func(context.Context, artifact) (int64, error)
-	}{
-		{"s3-raw", edgeSet, p.readRaw},
-		{"s3-tier", edgeSet, p.readTier(p.s3)},
-		{"regional", regionalSet, p.readTier(p.fabrik)},
-		{"edge", edgeSet, p.readEdge},
-		{"regional-hit", regionalSet, p.readTier(p.fabrik)},
-		{"edge-hit", edgeSet, p.readEdge},
+	}
+	var steps []step
+	for _, name := range allPaths {
+		if p.o.paths[name] {
+			steps = append(steps, step{name, sets[name], read[name]})
+		}
 	}
 	for _, st := range steps {
 		if strings.HasSuffix(st.name, "-hit") {

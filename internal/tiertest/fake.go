@@ -35,6 +35,9 @@ type Fake struct {
 	OnGet    func(ctx context.Context, ref messages.Ref) error
 	OnPut    func(ctx context.Context, ref messages.Ref) error
 	OnDelete func(ctx context.Context, ref messages.Ref) error
+	// Body, when set, wraps the body Get returns (one that fails or
+	// stalls mid-stream).
+	Body func(ref messages.Ref, body io.ReadCloser) io.ReadCloser
 }
 
 type stored struct {
@@ -137,7 +140,11 @@ func (f *Fake) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 	if !ok {
 		return messages.Meta{}, nil, fmt.Errorf("%s: %s: %w", f.name, ref, tier.ErrNotFound)
 	}
-	return s.meta, io.NopCloser(bytes.NewReader(s.body)), nil
+	body := io.NopCloser(bytes.NewReader(s.body))
+	if f.Body != nil {
+		body = f.Body(ref, body)
+	}
+	return s.meta, body, nil
 }
 
 // Stat implements tier.Tier.

@@ -133,6 +133,7 @@ type body struct {
 	size    int64
 	got     int64
 	resumes int
+	chunk   []byte // the current chunk, released once read (fabrikv1.ReleaseChunk)
 	cur     []byte // unread rest of the current chunk
 	err     error  // sticky: io.EOF after a verified end, or the failure
 	closed  atomic.Bool
@@ -181,6 +182,7 @@ func (b *body) WriteTo(w io.Writer) (int64, error) {
 
 // next receives one message into cur, or sets err.
 func (b *body) next() {
+	b.release()
 	b.wd.arm()
 	msg, err := b.stream.Recv()
 	b.wd.disarm()
@@ -205,7 +207,8 @@ func (b *body) next() {
 	case msg.GetMeta() != nil:
 		b.err = fmt.Errorf("fabrik tier %s: get %s: protocol error: metadata in mid-stream", b.t.name, b.ref)
 	default:
-		b.cur = msg.GetChunk()
+		b.chunk = msg.GetChunk()
+		b.cur = b.chunk
 		b.got += int64(len(b.cur))
 		if b.got > b.size {
 			b.cur = nil
@@ -298,13 +301,22 @@ func (b *body) skip() error {
 			return errors.New("protocol error: metadata in mid-stream")
 		}
 		if int64(len(c)) > left {
-			b.cur = c[left:]
+			b.chunk, b.cur = c, c[left:]
 			b.got += int64(len(b.cur))
 			return nil
 		}
 		left -= int64(len(c))
+		fabrikv1.ReleaseChunk(c)
 	}
 	return nil
+}
+
+// release hands the consumed chunk's buffer back to the codec.
+func (b *body) release() {
+	if b.chunk != nil {
+		fabrikv1.ReleaseChunk(b.chunk)
+		b.chunk, b.cur = nil, nil
+	}
 }
 
 // Close releases the stream; reading it afterwards fails.

@@ -4,9 +4,14 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"net"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+
+	"github.com/tuist/fabrik-node/adapters/fabrikgrpc"
+	"github.com/tuist/fabrik-node/internal/cachetest"
 	"github.com/tuist/fabrik-node/messages"
 	"github.com/tuist/fabrik-node/tier"
 )
@@ -167,5 +172,30 @@ func TestCloseEarlyCancelsTheStream(t *testing.T) {
 	// The connection stays usable for the next request.
 	if _, err := tr.Stat(ctxT(t), ref); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The chunk codec changes no byte on the wire: this client reads from and
+// writes to a server that uses gRPC's plain proto codec (an older
+// regional, or any server the service is registered on).
+func TestPlainProtoServer(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	fabrikgrpc.Register(srv, cachetest.New(t), fabrikgrpc.Options{})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	tr := newTier(t, "grpc://"+lis.Addr().String(), Options{})
+	ref := messages.Ref{Namespace: "nx", Key: "plain"}
+	want := putContent(t, tr, ref, 9, 3<<20+5, nil)
+	meta, body, err := tr.Get(ctxT(t), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	if got := hashOf(t, body); got != want.Hash || meta.Size != want.Size {
+		t.Fatalf("read back %s (%d bytes), want %s", got, meta.Size, want.Hash)
 	}
 }

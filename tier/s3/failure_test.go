@@ -68,9 +68,9 @@ func TestUnavailableServerFailsWithinTimeout(t *testing.T) {
 		defer srv.Resume(t)
 		within(t, "get", true, func() error { _, _, err := tr.Get(ctx, ref); return err })
 		within(t, "stat", true, func() error { _, err := tr.Stat(ctx, ref); return err })
-		_, m := content(11, 1000)
+		b, m := content(11, 1000)
 		within(t, "put", true, func() error {
-			return tr.Put(ctx, messages.Ref{Namespace: "gradle", Key: "k"}, m, bytes.NewReader(make([]byte, 1000)))
+			return tr.Put(ctx, messages.Ref{Namespace: "gradle", Key: "k"}, m, bytes.NewReader(b))
 		})
 	})
 

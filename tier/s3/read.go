@@ -1,14 +1,17 @@
 package s3
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"io"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tuist/fabrik-node/messages"
@@ -22,6 +25,27 @@ type keyEntry struct {
 	BuildSystem string            `json:"build_system,omitempty"`
 	Attrs       map[string]string `json:"attrs,omitempty"`
 	Created     time.Time         `json:"created"`
+	// Data is the blob itself (base64 in the JSON) when it is at most
+	// inlineMax bytes: reading such a key costs one request instead of
+	// two. The blob is stored under cas/ all the same. Entries without it
+	// (larger blobs, entries written before it existed) send readers to
+	// the blob.
+	Data []byte `json:"data,omitempty"`
+}
+
+// inlineMax is the largest blob a key entry carries: build tools' small
+// outputs, where the second request would double a miss's latency, at a
+// third more of the blob's size in the entry.
+const inlineMax = 64 << 10
+
+// inline returns the blob the entry carries, when it has one that matches
+// its hash and size (an empty blob needs no data to be carried).
+func (e keyEntry) inline() ([]byte, bool) {
+	if int64(len(e.Data)) != e.Size {
+		return nil, false
+	}
+	sum := sha256.Sum256(e.Data)
+	return e.Data, hex.EncodeToString(sum[:]) == e.Hash
 }
 
 // maxEntrySize bounds what we read of a key entry: a corrupt or hostile
@@ -32,8 +56,9 @@ func (e keyEntry) meta() messages.Meta {
 	return messages.Meta{Hash: e.Hash, Size: e.Size, BuildSystem: e.BuildSystem, Attrs: e.Attrs, CreatedAt: e.Created}
 }
 
-// Get opens an artifact and streams it from S3; nothing is buffered. A key
-// ref costs two requests: its entry, then the blob.
+// Get opens an artifact and streams it from S3; nothing is buffered but a
+// blob its key entry carries. A key ref costs two requests, its entry and
+// then the blob, or one when the entry carries the blob (keyEntry.Data).
 func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.ReadCloser, error) {
 	if err := validate(ref); err != nil {
 		return messages.Meta{}, nil, fmt.Errorf("s3 tier %q: get: %w", t.name, err)
@@ -47,6 +72,10 @@ func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 			return messages.Meta{}, nil, err
 		}
 		meta = entry.meta()
+		if data, ok := entry.inline(); ok {
+			w.stop()
+			return meta, io.NopCloser(bytes.NewReader(data)), nil
+		}
 	}
 	key := t.blobKey(meta.Hash)
 	out, err := t.client.GetObject(w.ctx, &s3.GetObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)}, readOnce)
@@ -71,7 +100,8 @@ func (t *Tier) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 }
 
 // Stat reports an artifact's metadata. For a key ref it also checks that the
-// blob is still there, so Stat never promises what Get cannot deliver.
+// blob is still there, so Stat never promises what Get cannot deliver
+// (unless the entry carries the blob: then Get needs nothing else).
 func (t *Tier) Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error) {
 	if err := validate(ref); err != nil {
 		return messages.Meta{}, fmt.Errorf("s3 tier %q: stat: %w", t.name, err)
@@ -85,6 +115,9 @@ func (t *Tier) Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error
 			return messages.Meta{}, err
 		}
 		meta = entry.meta()
+		if _, ok := entry.inline(); ok {
+			return meta, nil
+		}
 	}
 	key := t.blobKey(meta.Hash)
 	out, err := t.client.HeadObject(w.ctx, &s3.HeadObjectInput{Bucket: aws.String(t.bucket), Key: aws.String(key)}, readOnce)

@@ -4,7 +4,9 @@
 // Layout under the prefix:
 //
 //	cas/<hash[0:2]>/<hash>    the blob, named by the SHA-256 of its content
-//	keys/<namespace>/<key>    a small JSON key entry pointing at a blob
+//	keys/<namespace>/<key>    a small JSON key entry pointing at a blob (and
+//	                          carrying it when it is at most 64 KiB, so a
+//	                          key read is one request)
 //
 // Blobs are content-addressed, so two keys with the same content share one
 // object and a blob that already exists is never uploaded again. A key entry

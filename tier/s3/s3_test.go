@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -90,6 +91,7 @@ func TestTier(t *testing.T) {
 		{"TenantIsolation", testTenantIsolation},
 		{"PutRejectsWrongContent", testPutRejectsWrongContent},
 		{"TwoWritableBuckets", testTwoWritableBuckets},
+		{"SmallBlobInKeyEntry", testSmallBlobInKeyEntry},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, srv) })
 	}
@@ -322,5 +324,90 @@ func TestParseURL(t *testing.T) {
 	}
 	if _, err := New(context.Background(), "x", Options{}); err == nil || !strings.Contains(err.Error(), "bucket") {
 		t.Errorf("New without bucket: %v", err)
+	}
+}
+
+// A key entry carries a small blob, so a key read is one request: it reads
+// without the blob, and Stat needs no HEAD of it either. Entries without
+// data (a large blob, one written before entries carried blobs) and entries
+// whose data does not match send the read to the blob.
+func testSmallBlobInKeyEntry(t *testing.T, srv *minio.Server) {
+	bucket := bucketFor(t)
+	srv.CreateBucket(t, bucket)
+	tr := newTier(t, srv, bucket, "p/", 10*time.Second)
+	ctx := context.Background()
+	raw := srv.Client()
+	entryOf := func(k string) keyEntry {
+		out, err := raw.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("p/keys/gradle/" + k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		var e keyEntry
+		if err := json.NewDecoder(out.Body).Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	putEntry := func(k string, e keyEntry) {
+		b, _ := json.Marshal(e)
+		if _, err := raw.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("p/keys/gradle/" + k), Body: bytes.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleteBlob := func(hash string) {
+		if _, err := raw.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("p/cas/" + hash[:2] + "/" + hash)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(k string) messages.Ref { return messages.Ref{Namespace: "gradle", Key: k} }
+
+	small, smeta := content(20, inlineMax)
+	if err := tr.Put(ctx, key("small"), smeta, bytes.NewReader(small)); err != nil {
+		t.Fatal(err)
+	}
+	if e := entryOf("small"); !bytes.Equal(e.Data, small) {
+		t.Fatalf("entry of a %d-byte blob carries %d bytes", len(small), len(e.Data))
+	}
+	deleteBlob(smeta.Hash) // from here on only the entry can answer
+	if meta, got := readAll(t, tr, key("small")); !bytes.Equal(got, small) || meta.Hash != smeta.Hash || meta.Size != smeta.Size {
+		t.Fatalf("inline read: %d bytes, meta %+v", len(got), meta)
+	}
+	if meta, err := tr.Stat(ctx, key("small")); err != nil || meta.Size != smeta.Size {
+		t.Fatalf("stat of an inline entry: %+v %v", meta, err)
+	}
+
+	large, lmeta := content(21, inlineMax+1)
+	if err := tr.Put(ctx, key("large"), lmeta, bytes.NewReader(large)); err != nil {
+		t.Fatal(err)
+	}
+	if e := entryOf("large"); e.Data != nil {
+		t.Fatalf("entry of a %d-byte blob carries data", len(large))
+	}
+	if _, got := readAll(t, tr, key("large")); !bytes.Equal(got, large) {
+		t.Fatal("large key read differs")
+	}
+
+	// An entry as written before entries carried blobs, and one whose data
+	// was tampered with: both read the blob.
+	old, ometa := content(22, 1000)
+	if err := tr.Put(ctx, key("old"), ometa, bytes.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	e := entryOf("old")
+	e.Data = nil
+	putEntry("old", e)
+	e.Data = bytes.Repeat([]byte{'x'}, len(old))
+	putEntry("tampered", e)
+	for _, k := range []string{"old", "tampered"} {
+		if _, got := readAll(t, tr, key(k)); !bytes.Equal(got, old) {
+			t.Fatalf("%s entry: read differs from the blob", k)
+		}
+	}
+	deleteBlob(ometa.Hash)
+	for _, k := range []string{"old", "tampered"} {
+		if _, _, err := tr.Get(ctx, key(k)); !errors.Is(err, tier.ErrNotFound) {
+			t.Fatalf("%s entry without its blob: %v, want ErrNotFound", k, err)
+		}
 	}
 }

@@ -42,8 +42,10 @@ var partBuffers = sync.Pool{New: func() any { b := make([]byte, partSize); retur
 var unsignedPayload = s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 
 // Put stores the blob unless S3 already holds it, then, for a key ref, the key
-// entry. body is read at most once; an *os.File (any io.ReadSeeker) lets the
-// SDK rewind and retry a failed attempt.
+// entry (carrying the blob when it is small, keyEntry.Data). body is read at
+// most once; an *os.File (any io.ReadSeeker) lets the SDK rewind and retry a
+// failed attempt. A large blob S3 already holds is not read at all; a small
+// one of a key ref is read (and verified) first, for its entry.
 func (t *Tier) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, body io.Reader) error {
 	if err := validate(ref); err != nil {
 		return fmt.Errorf("s3 tier %q: put: %w", t.name, err)
@@ -53,6 +55,14 @@ func (t *Tier) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, bo
 	}
 	if ref.IsCAS() && ref.Key != meta.Hash {
 		return fmt.Errorf("s3 tier %q: put %s: %w: content hash is %s", t.name, ref, tier.ErrInvalid, meta.Hash)
+	}
+	var inline []byte
+	if !ref.IsCAS() && meta.Size <= inlineMax {
+		var err error
+		if inline, err = readSmall(body, meta); err != nil {
+			return fmt.Errorf("s3 tier %q: put %s: %w", t.name, ref, err)
+		}
+		body = bytes.NewReader(inline)
 	}
 	w := t.watch(ctx)
 	defer w.stop()
@@ -69,7 +79,23 @@ func (t *Tier) Put(ctx context.Context, ref messages.Ref, meta messages.Meta, bo
 	if ref.IsCAS() {
 		return nil
 	}
-	return t.putEntry(w, ref, meta)
+	return t.putEntry(w, ref, meta, inline)
+}
+
+// readSmall reads a small blob whole and checks it against meta: a key
+// entry never carries bytes that are not the blob.
+func readSmall(body io.Reader, meta messages.Meta) ([]byte, error) {
+	b := make([]byte, meta.Size)
+	if _, err := io.ReadFull(body, b); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: body shorter than %d bytes", tier.ErrInvalid, meta.Size)
+		}
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != meta.Hash {
+		return nil, fmt.Errorf("%w: content hashes to %s", tier.ErrInvalid, hex.EncodeToString(sum[:]))
+	}
+	return b, nil
 }
 
 func (t *Tier) putBlob(w *watchdog, meta messages.Meta, body io.Reader) error {
@@ -169,14 +195,15 @@ func (t *Tier) putMultipart(w *watchdog, meta messages.Meta, body io.Reader) (er
 	return nil
 }
 
-// putEntry writes the key entry. It runs after the blob is stored.
-func (t *Tier) putEntry(w *watchdog, ref messages.Ref, meta messages.Meta) error {
+// putEntry writes the key entry, carrying inline (the blob, when small). It
+// runs after the blob is stored.
+func (t *Tier) putEntry(w *watchdog, ref messages.Ref, meta messages.Meta, inline []byte) error {
 	created := meta.CreatedAt
 	if created.IsZero() {
 		created = time.Now()
 	}
 	data, err := json.Marshal(keyEntry{
-		Hash: meta.Hash, Size: meta.Size, BuildSystem: meta.BuildSystem, Attrs: meta.Attrs, Created: created.UTC(),
+		Hash: meta.Hash, Size: meta.Size, BuildSystem: meta.BuildSystem, Attrs: meta.Attrs, Created: created.UTC(), Data: inline,
 	})
 	if err != nil {
 		return fmt.Errorf("s3 tier %q: encode entry for %s: %w", t.name, ref, err)

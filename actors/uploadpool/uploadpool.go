@@ -6,7 +6,7 @@
 //     answers the client, and removed only after the upstream acknowledged
 //     it, so a restart resumes every pending upload.
 //   - Concurrency: Workers uploads per upstream at a time.
-//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts (12); then
+//   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts (20, about an hour); then
 //     the job is dropped, logged and counted (fabrik_upload_failures_total).
 //   - Overflow: at MaxQueue (10,000) pending jobs for an upstream, new jobs for it are
 //     dropped and counted (fabrik_upload_dropped_total). A dead upstream
@@ -51,8 +51,10 @@ const (
 	// DefaultMaxQueue bounds the pending jobs of one upstream.
 	DefaultMaxQueue = 10000
 	// DefaultMaxAttempts is how many times a job is tried before it is
-	// given up (12 attempts span about 40 minutes of backoff).
-	DefaultMaxAttempts = 12
+	// given up: 20 attempts span about an hour of backoff (1+2+...+256 s,
+	// then 300 s each), so a regional or S3 outage of up to an hour loses
+	// no write-through.
+	DefaultMaxAttempts = 20
 	// DefaultBaseBackoff is the first retry delay; each retry doubles it.
 	DefaultBaseBackoff = time.Second
 	// DefaultMaxBackoff caps the retry delay.

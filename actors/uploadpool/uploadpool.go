@@ -8,6 +8,8 @@
 //   - Concurrency: Workers uploads per upstream at a time.
 //   - Retries: exponential backoff from 1s to 5min, up to MaxAttempts (20, about an hour); then
 //     the job is dropped, logged and counted (fabrik_upload_failures_total).
+//     An upload that succeeds wakes the upstream's jobs still backing off,
+//     so a queue built up during an outage drains as soon as one gets through.
 //   - Overflow: at MaxQueue (10,000) pending jobs for an upstream, new jobs for it are
 //     dropped and counted (fabrik_upload_dropped_total). A dead upstream
 //     cannot grow the queue without bound.
@@ -90,6 +92,11 @@ type target struct {
 	// failedInFlush: an upload to it failed since the flush began, so a
 	// flush no longer waits for it.
 	failedInFlush bool
+	// waiting holds the retry timers of jobs backing off after a failure.
+	// An upload that succeeds shows the upstream is back, and wakes them
+	// all: after an outage, the queue drains at once rather than each job
+	// at its own next backoff, up to MaxBackoff later.
+	waiting map[*job]*time.Timer
 }
 
 // Flush asks the pool to deliver what it holds before a graceful stop. It
@@ -153,6 +160,7 @@ func (a *Actor) Receive(ctx actor.Context) {
 	case *jobDone:
 		a.finish(ctx, m)
 	case *retry:
+		delete(m.t.waiting, m.j)
 		m.t.pending = append(m.t.pending, m.j)
 		a.dispatch(ctx, m.t)
 	case *Flush:
@@ -322,6 +330,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 	case d.err == nil:
 		a.forget(t, d.j)
 		a.count("fabrik_upload_completed_total", t.name)
+		a.wake(t)
 	case errors.Is(d.err, errGone):
 		a.forget(t, d.j)
 		a.count("fabrik_upload_failures_total", t.name)
@@ -340,10 +349,25 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 		}
 		delay := backoff(a.opts.BaseBackoff, a.opts.MaxBackoff, d.j.attempts)
 		self, root, j := ctx.Self(), ctx.ActorSystem().Root, d.j
-		time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
+		if t.waiting == nil {
+			t.waiting = map[*job]*time.Timer{}
+		}
+		t.waiting[j] = time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
 	}
 	a.dispatch(ctx, t)
 	a.settle(ctx)
+}
+
+// wake moves t's jobs that back off after a failure to its pending queue
+// now (their upstream just accepted an upload). A timer that already fired
+// has its retry message on the way, which queues that job instead.
+func (a *Actor) wake(t *target) {
+	for j, timer := range t.waiting {
+		if timer.Stop() {
+			t.pending = append(t.pending, j)
+		}
+		delete(t.waiting, j)
+	}
 }
 
 // forget removes a finished job from Badger and from the depth gauge.

@@ -308,3 +308,35 @@ func TestFlushLeavesAFailingUpstreamsJobsQueued(t *testing.T) {
 		t.Fatalf("persisted queue after the flush: %v, want the failing upstream's 4 jobs", q)
 	}
 }
+
+// Once an upstream accepts an upload again, the jobs backing off after its
+// outage go at once, not each at its own next retry (here an hour away).
+func TestSuccessWakesJobsBackingOff(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	flaky := tiertest.New("flaky", nil)
+	var down atomic.Bool
+	down.Store(true)
+	flaky.OnPut = func(context.Context, messages.Ref) error {
+		if down.Load() {
+			return errors.New("503")
+		}
+		return nil
+	}
+	p := startPool(t, st, uploadpool.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour}, flaky)
+	var refs []messages.Ref
+	for _, k := range []string{"a", "b", "c"} {
+		ref, meta, _ := stored(t, st, k)
+		p.upload(t, ref, meta, "flaky")
+		refs = append(refs, ref)
+	}
+	eventually(t, "every job to fail once", func() bool { return p.counter("fabrik_upload_retries_total", "flaky") == 3 })
+	down.Store(false)
+	ref, meta, _ := stored(t, st, "d") // new traffic after the outage
+	p.upload(t, ref, meta, "flaky")
+	eventually(t, "the backed-off jobs to be delivered", func() bool { return p.counter("fabrik_upload_completed_total", "flaky") == 4 })
+	for _, r := range refs {
+		if _, ok := flaky.Has(r); !ok {
+			t.Fatalf("%s not delivered", r)
+		}
+	}
+}

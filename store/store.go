@@ -93,6 +93,9 @@ type Options struct {
 	// of its own: 0 means DefaultInlineMax, negative stores every blob as a
 	// file.
 	InlineMax int64
+	// MinFree is the free disk space commits leave (0: MinFreeSpace;
+	// negative: no check). Tests of a nearly full disk lower it.
+	MinFree int64
 }
 
 // MaxInline bounds InlineMax: inline bodies must stay below Badger's value
@@ -141,6 +144,7 @@ type Store struct {
 	hot     *hotTier // bodies of small blobs; entries change under mu
 	maxSize int64
 	policy  string
+	minFree int64
 
 	kick      chan struct{}
 	stop      chan struct{} // closed by Close: background goroutines exit
@@ -174,6 +178,7 @@ func Open(opts Options) (*Store, error) {
 		idx:      newMemIndex(),
 		maxSize:  opts.MaxSize,
 		policy:   opts.Policy,
+		minFree:  opts.MinFree,
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -184,6 +189,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.minFree == 0 {
+		s.minFree = MinFreeSpace
 	}
 	if err := os.MkdirAll(s.blobDir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: create blob dir: %w", err)

@@ -94,10 +94,16 @@ func (s *Store) CommitMany(items []Pending) []Committed {
 		ops = append(ops, op)
 	}
 	if len(ops) > 0 {
-		s.wmu.Lock()
-		events := s.commitLocked(ops)
-		s.wmu.Unlock()
-		s.emit(events)
+		if err := s.checkFreeSpace(ops); err != nil {
+			for _, op := range ops {
+				op.err = fmt.Errorf("store: %s: %w", op.ref, err)
+			}
+		} else {
+			s.wmu.Lock()
+			events := s.commitLocked(ops)
+			s.wmu.Unlock()
+			s.emit(events)
+		}
 	}
 	for _, op := range ops {
 		op.blob.Discard()
@@ -107,6 +113,39 @@ func (s *Store) CommitMany(items []Pending) []Committed {
 		}
 	}
 	return out
+}
+
+// MinFreeSpace is the free space the store's file system must keep for a
+// commit to go ahead. Badger writes through memory-mapped files that are
+// sparse until written (value log, memtables): a write into them on a full
+// disk is not an error but a SIGBUS that kills the node. A blob with a
+// file of its own fails cleanly while it is staged (ENOSPC); an inline
+// blob, and every commit's index entries, go to those mappings. So commits
+// are refused (tier.ErrFull) while less than this (plus the batch's inline
+// bytes) is free; deletes and eviction, which free space, still run.
+const MinFreeSpace = 64 << 20
+
+// checkFreeSpace refuses a batch that would leave the file system under
+// MinFreeSpace. One statfs(2) per batch.
+func (s *Store) checkFreeSpace(ops []*commitOp) error {
+	if s.minFree < 0 {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(s.opts.Dir, &st); err != nil {
+		return nil // cannot tell: let the write find out
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	need := int64(s.minFree)
+	for _, op := range ops {
+		if op.blob.Inline() {
+			need += op.blob.Size()
+		}
+	}
+	if free < need {
+		return fmt.Errorf("%w: the disk is nearly full (%d bytes free; the index keeps %d bytes of headroom)", tier.ErrFull, free, s.minFree)
+	}
+	return nil
 }
 
 // commitOp is one item of a batch on its way into the store.

@@ -51,10 +51,17 @@ func (s *Stager) New(expectHash string, expectSize int64) (*Staged, error) {
 			return nil, err
 		}
 	} else if expectSize > 0 {
-		st.buf = make([]byte, 0, expectSize)
+		// Memory follows the bytes received, not the length declared: a
+		// client that declares 64 KiB and trickles one byte holds one
+		// small buffer, whatever the number of such uploads.
+		st.buf = make([]byte, 0, min(expectSize, initialStageBuf))
 	}
 	return st, nil
 }
+
+// initialStageBuf is the first buffer of an in-memory staging blob: most
+// build outputs fit, larger ones grow it as their bytes arrive.
+const initialStageBuf = 8 << 10
 
 // Staged is a blob being received: every byte is hashed as it is written, so
 // the content is read exactly once (unless Append leaves the hash to Seal). Sealed, it travels to the local tier in

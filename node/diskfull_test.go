@@ -15,13 +15,12 @@ import (
 	"github.com/tuist/fabrik-node/messages"
 )
 
-// A disk that fills up is refused like a full cache (Gradle: 413, the refusal
-// it tolerates), leaves no partial
-// file behind, and loses nothing already stored. The cache lives on a small
-// tmpfs, so the test needs mount(2): it runs as root (here and in CI).
-func TestFullDiskRefusesCleanly(t *testing.T) {
-	// CI runs as root and can mount; a developer's unprivileged run cannot,
-	// so only there (not under CI or FABRIK_E2E_REQUIRE=1) does this skip.
+// smallDisk mounts a tmpfs of size (mount's syntax) for the test, unmounted
+// at cleanup. CI runs as root and can mount; a developer's unprivileged run
+// cannot, so only there (not under CI or FABRIK_E2E_REQUIRE=1) does the
+// test skip.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
 	skip := t.Skipf
 	if ci.Strict() {
 		skip = t.Fatalf
@@ -30,10 +29,19 @@ func TestFullDiskRefusesCleanly(t *testing.T) {
 		skip("needs root to mount a small tmpfs")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
 		skip("cannot mount a tmpfs here: %v %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// A disk that fills up is refused like a full cache (Gradle: 413, the refusal
+// it tolerates), leaves no partial
+// file behind, and loses nothing already stored. The cache lives on a small
+// tmpfs, so the test needs mount(2): it runs as root (here and in CI).
+func TestFullDiskRefusesCleanly(t *testing.T) {
+	dir := smallDisk(t, "96m")
 
 	c := testConfig(t, config.RoleEdge, filepath.Join(dir, "cache"))
 	c.Cache.MaxSize = 100 << 30 // the cache bound is not what stops us: the disk is
@@ -73,18 +81,7 @@ func TestFullDiskRefusesCleanly(t *testing.T) {
 // headroom is free, the node stays up, and uploads work again once space
 // comes back.
 func TestNearlyFullDiskRefusesSmallWrites(t *testing.T) {
-	skip := t.Skipf
-	if ci.Strict() {
-		skip = t.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", dir).CombinedOutput(); err != nil {
-		skip("cannot mount a tmpfs here: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	dir := smallDisk(t, "128m")
 
 	c := testConfig(t, config.RoleEdge, filepath.Join(dir, "cache"))
 	c.Cache.MaxSize = 100 << 30

@@ -136,23 +136,35 @@ func deleteBlobIndex(txn *badger.Txn, h hashKey) error {
 // Badger transaction: with SyncWrites every commit is an fsync, so evicting
 // a thousand blobs one transaction each would take seconds.
 func (s *Store) batchUpdate(hashes []hashKey, fn func(*badger.Txn, hashKey) error) error {
-	if len(hashes) == 0 {
+	return inTransactions(s.db, hashes, func(txn *badger.Txn, h hashKey) error {
+		if err := fn(txn, h); err != nil {
+			return fmt.Errorf("index update for %s: %w", h, err)
+		}
+		return nil
+	})
+}
+
+// inTransactions applies fn to each item in one Badger transaction,
+// committing it and starting another when it grows too big (then fn runs
+// again for that item: what it staged before is idempotent to redo). The
+// first error stops it; items committed by an earlier transaction stay.
+func inTransactions[T any](db *badger.DB, items []T, fn func(*badger.Txn, T) error) error {
+	if len(items) == 0 {
 		return nil
 	}
-	txn := s.db.NewTransaction(true)
+	txn := db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	for _, h := range hashes {
-		err := fn(txn, h)
+	for _, it := range items {
+		err := fn(txn, it)
 		if errors.Is(err, badger.ErrTxnTooBig) {
-			// What fn managed to stage is idempotent; commit it and redo h.
 			if err := txn.Commit(); err != nil {
 				return fmt.Errorf("commit index batch: %w", err)
 			}
-			txn = s.db.NewTransaction(true)
-			err = fn(txn, h)
+			txn = db.NewTransaction(true)
+			err = fn(txn, it)
 		}
 		if err != nil {
-			return fmt.Errorf("index update for %s: %w", h, err)
+			return err
 		}
 	}
 	if err := txn.Commit(); err != nil {

@@ -279,7 +279,9 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 	}
 
 	replaced := map[*commitOp]hashKey{}
-	err := s.batchOps(live, func(txn *badger.Txn, op *commitOp) error {
+	// In as few transactions as fit; the whole batch fails if any commit
+	// does (ops committed by an earlier transaction are idempotent to redo).
+	err := inTransactions(s.db, live, func(txn *badger.Txn, op *commitOp) error {
 		old, err := s.indexOp(txn, op)
 		if err == nil && old != nil {
 			replaced[op] = *old
@@ -388,32 +390,6 @@ func (s *Store) indexOp(txn *badger.Txn, op *commitOp) (*hashKey, error) {
 		return nil, err
 	}
 	return replaced, txn.Set(refIndexKey(h, op.name), nil)
-}
-
-// batchOps applies fn to each op in one Badger transaction, starting a new
-// one when a transaction grows too big (a batch of many keys with large
-// attrs). The whole batch fails if any commit does: ops already committed
-// by an earlier transaction of the batch are idempotent to redo.
-func (s *Store) batchOps(ops []*commitOp, fn func(*badger.Txn, *commitOp) error) error {
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	for _, op := range ops {
-		err := fn(txn, op)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return fmt.Errorf("commit index batch: %w", err)
-			}
-			txn = s.db.NewTransaction(true)
-			err = fn(txn, op)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := txn.Commit(); err != nil {
-		return fmt.Errorf("commit index batch: %w", err)
-	}
-	return nil
 }
 
 // place renames a sealed staging file to its blob path. The caller holds wmu.

@@ -132,6 +132,10 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	b.got += int64(n)
 	switch {
 	case b.got > b.want:
+		// Never hand out more than BodySize bytes: the excess is dropped
+		// with the error.
+		n -= int(b.got - b.want)
+		b.got = b.want
 		b.err = fmt.Errorf("put body longer than its BodySize %d", b.want)
 		return n, b.err
 	case err == io.EOF && b.got < b.want:

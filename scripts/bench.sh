@@ -69,16 +69,9 @@ S3_PASS=fabrik-bench-secret
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fabrik-bench.XXXXXX")
 SUMMARY=$WORK/summary.txt
-PIDS=()
-
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+TAG=bench
+source scripts/lib/nodes.sh
+on_exit_cleanup
 
 say() { echo "$*" | tee -a "$SUMMARY"; }
 section() { say ""; say "== $* =="; }
@@ -133,23 +126,6 @@ ${7:-}
 EOF
 }
 
-# start_node NAME ROLE CONFIG HEALTH_PORT [BINARY]: runs the node (this
-# tree's binary unless BINARY), waits for /health and sets the variable
-# pid_NAME.
-start_node() {
-  local name=$1 role=$2 cfg=$3 health=$4 bin=${5:-$BIN}
-  "$bin" --role "$role" --config "$cfg" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  printf -v "pid_$name" '%s' "$!"
-  for _ in $(seq 1 100); do
-    if "$bin" health --url "http://127.0.0.1:$health/health" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$!" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "[bench] $name did not become healthy; its log:" >&2
-  cat "$WORK/$name.log" >&2
-  exit 1
-}
 
 # metric URL NAME: the value of one Prometheus sample (0 when absent).
 metric() {

@@ -21,15 +21,9 @@ S3_USER=fabrik-soak
 S3_PASS=fabrik-soak-secret
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fabrik-soak.XXXXXX")
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+TAG=soak
+source scripts/lib/nodes.sh
+on_exit_cleanup
 
 echo "[soak] building fabrik-node and the soak tools"
 $GO build -o bin/fabrik-node ./cmd/fabrik-node
@@ -66,20 +60,6 @@ ${9:-}
 EOT
 }
 
-start_node() {
-  local name=$1 role=$2 cfg=$3 health=$4
-  "$BIN" --role "$role" --config "$cfg" >"$WORK/$name.log" 2>&1 &
-  PIDS+=($!)
-  printf -v "pid_$name" '%s' "$!"
-  for _ in $(seq 1 100); do
-    if "$BIN" health --url "http://127.0.0.1:$health/health" >/dev/null 2>&1; then return 0; fi
-    kill -0 "$!" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "[soak] $name did not become healthy; its log:" >&2
-  cat "$WORK/$name.log" >&2
-  exit 1
-}
 
 S3=http://127.0.0.1:$(port 0)
 MINIO_ROOT_USER=$S3_USER MINIO_ROOT_PASSWORD=$S3_PASS MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \

@@ -163,8 +163,10 @@ type commitOp struct {
 	bs     string   // the build system the blob entry keeps
 	newCAS bool     // a stored blob is now also stored through the CAS namespace
 	pin    bool     // pin the blob once committed (Pending.Pin)
-	stored messages.Meta
-	err    error
+	// replaced is the blob the key pointed at before, when other content.
+	replaced *hashKey
+	stored   messages.Meta
+	err      error
 }
 
 // prepareCommit checks what can be checked without the store's locks.
@@ -278,16 +280,9 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 		return events
 	}
 
-	replaced := map[*commitOp]hashKey{}
 	// In as few transactions as fit; the whole batch fails if any commit
 	// does (ops committed by an earlier transaction are idempotent to redo).
-	err := inTransactions(s.db, live, func(txn *badger.Txn, op *commitOp) error {
-		old, err := s.indexOp(txn, op)
-		if err == nil && old != nil {
-			replaced[op] = *old
-		}
-		return err
-	})
+	err := inTransactions(s.db, live, s.indexOp)
 	for _, op := range live {
 		if op.name != nil {
 			// The key may have resolved to other content: readers must not
@@ -322,8 +317,8 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 	}
 	s.mu.Unlock()
 	for _, op := range live {
-		if old, ok := replaced[op]; ok {
-			if err := s.collectIfUnreferenced(old); err != nil {
+		if old := op.replaced; old != nil {
+			if err := s.collectIfUnreferenced(*old); err != nil {
 				s.log.Warn("remove blob no key refers to", "hash", old.String(), "err", err)
 			}
 		}
@@ -340,9 +335,9 @@ func (s *Store) commitLocked(ops []*commitOp) []EvictEvent {
 
 // indexOp writes one op's index entries in txn: its inline body, its b/
 // entry (new blobs, or a blob now also stored through the CAS namespace),
-// and for keys the k/ entry and reverse ref. It returns the blob the key
-// pointed at before, when that was other content.
-func (s *Store) indexOp(txn *badger.Txn, op *commitOp) (*hashKey, error) {
+// and for keys the k/ entry and reverse ref; op.replaced becomes the blob
+// the key pointed at before, when that was other content.
+func (s *Store) indexOp(txn *badger.Txn, op *commitOp) error {
 	h, e := op.h, op.entry
 	bv := blobValue{size: e.size, created: e.created, lastAccess: e.lastAccess,
 		accessCount: e.accessCount, cas: e.cas, inline: e.inline, buildSystem: op.meta.BuildSystem}
@@ -354,7 +349,7 @@ func (s *Store) indexOp(txn *badger.Txn, op *commitOp) (*hashKey, error) {
 				bv.buildSystem = old.buildSystem
 				return err
 			}); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
@@ -362,34 +357,33 @@ func (s *Store) indexOp(txn *badger.Txn, op *commitOp) (*hashKey, error) {
 	if op.placed && e.inline {
 		// The body and the entry that makes it visible commit together.
 		if err := txn.Set(dataKey(h), op.blob.buf); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if op.placed || op.newCAS {
 		if err := txn.Set(blobIndexKey(h), bv.encode()); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if op.name == nil {
-		return nil, nil
+		return nil
 	}
-	var replaced *hashKey
 	old, err := getKeyValue(txn, op.name)
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
 	case err != nil:
-		return nil, err
+		return err
 	case old.hash != h:
-		replaced = &old.hash
+		op.replaced = &old.hash
 		if err := txn.Delete(refIndexKey(old.hash, op.name)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	kv := keyValue{hash: h, size: e.size, created: op.now, buildSystem: op.meta.BuildSystem, attrs: op.meta.Attrs}
 	if err := txn.Set(keyIndexKey(op.name), kv.encode()); err != nil {
-		return nil, err
+		return err
 	}
-	return replaced, txn.Set(refIndexKey(h, op.name), nil)
+	return txn.Set(refIndexKey(h, op.name), nil)
 }
 
 // place renames a sealed staging file to its blob path. The caller holds wmu.

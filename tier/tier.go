@@ -49,3 +49,21 @@ type Tier interface {
 	// an error.
 	Delete(ctx context.Context, ref messages.Ref) error
 }
+
+// OnClose returns body whose Close also runs release, after closing body:
+// how a tier hands out a stream whose request context (or race) must end
+// when the reader is done with it, not when the call returns.
+func OnClose(body io.ReadCloser, release func()) io.ReadCloser {
+	return &onClose{ReadCloser: body, release: release}
+}
+
+type onClose struct {
+	io.ReadCloser
+	release func()
+}
+
+func (c *onClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.release()
+	return err
+}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -159,7 +158,7 @@ func (a *Actor) run(ctx actor.Context, op func(context.Context) (any, bool, erro
 		res, hit, err := op(c)
 		timer.Stop()
 		if r, ok := res.(*messages.GetResult); ok && r.Found {
-			r.Body = &cancelOnClose{ReadCloser: r.Body, cancel: cancel}
+			r.Body = tier.OnClose(r.Body, cancel)
 		} else {
 			cancel()
 		}
@@ -234,16 +233,4 @@ func missFor(msg any, tierName string, err error) any {
 		return &messages.DeleteResult{Err: err}
 	}
 	return &messages.GetResult{Tier: tierName}
-}
-
-// cancelOnClose releases the request context when the body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
 }

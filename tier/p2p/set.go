@@ -227,23 +227,11 @@ func (s *Set) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Read
 			s.Stats.OnLatency(time.Since(start))
 		}
 		s.Stats.bytesIn.Add(uint64(r.meta.Size))
-		return r.meta, &cancelOnClose{ReadCloser: r.body, cancel: cancel}, nil
+		return r.meta, tier.OnClose(r.body, cancel), nil
 	}
 	cancel()
 	s.Stats.misses.Add(1)
 	return messages.Meta{}, nil, tier.ErrNotFound
-}
-
-// cancelOnClose cancels the race's context when the winner is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
 }
 
 // Stat asks the live peers; any that holds the ref answers.

@@ -5,11 +5,16 @@
 //	s3-tier   the S3 tier (key entry, then blob)
 //	regional  a Fabrik client -> regional (local miss) -> S3
 //	edge      Gradle GET -> edge (miss) -> regional (miss) -> S3
+//	relay-proxy, relay-store
+//	          HTTP GET -> limitrelay -> S3 (-relay): the least a layer can
+//	          do, without and with keeping the bytes (a file and SHA-256)
 //
 // and then again as hits (regional-hit, edge-hit) once write-back stored
 // them. Each miss path reads its own freshly seeded keys, so every miss is a
-// real one and none reads an object S3 served before (a fair floor).
-// -paths runs some of them (a profile of one path).
+// real one and none reads an object S3 served before (a fair floor). The
+// miss paths take turns, one read each per round, so a minute of load on
+// the machine falls on all of them alike. -paths runs some of them (a
+// profile of one path).
 //
 //	misspath -s3-endpoint http://127.0.0.1:9000 -bucket bench -prefix tenant-bench/ \
 //	  -regional 127.0.0.1:7070 -edge http://127.0.0.1:5071 -sizes 4KiB,1MiB -n 50
@@ -41,7 +46,7 @@ import (
 type options struct {
 	endpoint, bucket, prefix string
 	accessKey, secretKey     string
-	regional, edge           string
+	regional, edge, relay    string
 	sizes                    []int64
 	n, warm                  int
 	run                      uint64
@@ -59,6 +64,7 @@ func main() {
 	flag.StringVar(&o.secretKey, "secret-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "S3 secret key")
 	flag.StringVar(&o.regional, "regional", "", "regional's Fabrik address host:port")
 	flag.StringVar(&o.edge, "edge", "", "edge's Gradle base URL (its upstream is -regional)")
+	flag.StringVar(&o.relay, "relay", "", "limitrelay's base URL, for the relay-* paths")
 	flag.StringVar(&sizes, "sizes", "4KiB,1MiB", "artifact sizes")
 	flag.IntVar(&o.n, "n", 30, "reads per size and path")
 	flag.IntVar(&o.warm, "warm", 2, "untimed reads per path first (they open connections)")
@@ -89,6 +95,13 @@ func main() {
 	if o.endpoint == "" || (len(o.sizes) > 0 && (o.regional == "" || o.edge == "")) {
 		fail(fmt.Errorf("-s3-endpoint, -regional and -edge are required"))
 	}
+	if o.relay == "" && (o.paths["relay-proxy"] || o.paths["relay-store"]) {
+		if only != "" && only != strings.Join(allPaths, ",") {
+			fail(fmt.Errorf("-paths relay-*: -relay is required"))
+		}
+		delete(o.paths, "relay-proxy")
+		delete(o.paths, "relay-store")
+	}
 	if err := run(context.Background(), o); err != nil {
 		fail(err)
 	}
@@ -101,7 +114,10 @@ func fail(err error) {
 
 // allPaths are the paths in the order they run: the hits last, once the
 // misses wrote their keys back.
-var allPaths = []string{"s3-raw", "s3-tier", "regional", "edge", "regional-hit", "edge-hit"}
+var allPaths = []string{"s3-raw", "s3-tier", "regional", "edge", "relay-proxy", "relay-store", "regional-hit", "edge-hit"}
+
+// missPaths are the paths that read fresh keys.
+var missPaths = []string{"s3-raw", "s3-tier", "regional", "edge", "relay-proxy", "relay-store"}
 
 // paths are the readers under comparison, built once so connections are
 // reused as they would be in a long-running node.
@@ -143,7 +159,7 @@ func run(ctx context.Context, o options) error {
 	}
 	defer p.fabrik.Close()
 
-	fmt.Printf("%-8s %-13s %5s %10s %10s %10s %10s %12s\n", "size", "path", "n", "p50", "p99", "mean", "MB/s", "p50-s3raw")
+	fmt.Printf("%-8s %-13s %5s %10s %10s %10s %10s %12s\n", "size", "path", "n", "p50", "p99", "mean", "MB/s@p50", "p50-s3raw")
 	for si, size := range o.sizes {
 		if err := p.size(ctx, si, size); err != nil {
 			return err
@@ -166,7 +182,7 @@ func (p *paths) size(ctx context.Context, si int, size int64) error {
 	// wrote back.
 	sets := map[string][]artifact{}
 	next := 0
-	for _, name := range []string{"s3-raw", "s3-tier", "regional", "edge"} {
+	for _, name := range missPaths {
 		if !p.o.paths[name] && !p.o.paths[name+"-hit"] {
 			continue
 		}
@@ -184,6 +200,7 @@ func (p *paths) size(ctx context.Context, si int, size int64) error {
 	read := map[string]func(context.Context, artifact) (int64, error){
 		"s3-raw": p.readRaw, "s3-tier": p.readTier(p.s3), "regional": p.readTier(p.fabrik), "edge": p.readEdge,
 		"regional-hit": p.readTier(p.fabrik), "edge-hit": p.readEdge,
+		"relay-proxy": p.readRelay("proxy"), "relay-store": p.readRelay("store"),
 	}
 	type step struct {
 		name string
@@ -196,34 +213,55 @@ func (p *paths) size(ctx context.Context, si int, size int64) error {
 			steps = append(steps, step{name, sets[name], read[name]})
 		}
 	}
-	for _, st := range steps {
+	// The misses take turns (one read of each per round), then the hits.
+	lat := make([][]time.Duration, len(steps))
+	measureRounds := func(idx []int) error {
+		for i := 0; i < n; i++ {
+			for _, j := range idx {
+				st, a := steps[j], steps[j].set[i]
+				start := time.Now()
+				got, err := st.read(ctx, a)
+				took := time.Since(start)
+				if err != nil {
+					return fmt.Errorf("%s read of %s: %w", st.name, a.key, err)
+				}
+				if got != a.size {
+					return fmt.Errorf("%s read of %s: %d bytes, want %d", st.name, a.key, got, a.size)
+				}
+				if i >= warm {
+					lat[j] = append(lat[j], took)
+				}
+			}
+		}
+		return nil
+	}
+	var misses, hits []int
+	for j, st := range steps {
 		if strings.HasSuffix(st.name, "-hit") {
-			// Write-back commits after the last byte was served; give it
-			// a moment so the hits are hits.
-			time.Sleep(500 * time.Millisecond)
+			hits = append(hits, j)
+		} else {
+			misses = append(misses, j)
 		}
-		var lat []time.Duration
-		for i, a := range st.set {
-			start := time.Now()
-			got, err := st.read(ctx, a)
-			took := time.Since(start)
-			if err != nil {
-				return fmt.Errorf("%s read of %s: %w", st.name, a.key, err)
-			}
-			if got != a.size {
-				return fmt.Errorf("%s read of %s: %d bytes, want %d", st.name, a.key, got, a.size)
-			}
-			if i >= warm {
-				lat = append(lat, took)
-			}
+	}
+	if err := measureRounds(misses); err != nil {
+		return err
+	}
+	if len(hits) > 0 {
+		// Write-back commits after the last byte was served; give it a
+		// moment so the hits are hits.
+		time.Sleep(500 * time.Millisecond)
+		if err := measureRounds(hits); err != nil {
+			return err
 		}
-		s := measure.Summarize(lat)
+	}
+	for j, st := range steps {
+		s := measure.Summarize(lat[j])
 		if st.name == "s3-raw" {
 			floor = s.P50
 		}
 		fmt.Printf("%-8s %-13s %5d %10s %10s %10s %10.1f %12s\n", pattern.FormatSize(size), st.name, s.N,
 			measure.Ms(s.P50), measure.Ms(s.P99), measure.Ms(s.Mean),
-			float64(size)/1e6/s.Mean.Seconds(), "+"+measure.Ms(s.P50-floor))
+			float64(size)/1e6/s.P50.Seconds(), "+"+measure.Ms(s.P50-floor))
 	}
 	return nil
 }
@@ -266,7 +304,18 @@ func (p *paths) readTier(t tier.Tier) func(context.Context, artifact) (int64, er
 }
 
 func (p *paths) readEdge(ctx context.Context, a artifact) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.edge+"/cache/"+a.key, nil)
+	return p.readHTTP(ctx, p.o.edge+"/cache/"+a.key)
+}
+
+// readRelay reads the blob object through limitrelay.
+func (p *paths) readRelay(mode string) func(context.Context, artifact) (int64, error) {
+	return func(ctx context.Context, a artifact) (int64, error) {
+		return p.readHTTP(ctx, p.o.relay+"/"+mode+"/"+p.o.prefix+"cas/"+a.hash[:2]+"/"+a.hash)
+	}
+}
+
+func (p *paths) readHTTP(ctx context.Context, url string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -276,7 +325,7 @@ func (p *paths) readEdge(ctx context.Context, a artifact) (int64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("edge answered %s", resp.Status)
+		return 0, fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return io.CopyBuffer(io.Discard, resp.Body, p.buf)
 }

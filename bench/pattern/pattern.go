@@ -28,13 +28,11 @@ type Reader struct {
 	key  [16]byte
 	size int64
 	off  int64
-	buf  []byte
-	idx  int64 // chunk index currently in buf
 }
 
 // New returns the content of key (any string; Key's output in practice).
 func New(key string, size int64) *Reader {
-	r := &Reader{size: size, idx: -1}
+	r := &Reader{size: size}
 	sum := sha256.Sum256([]byte(key))
 	copy(r.key[:], sum[:16])
 	return r
@@ -48,23 +46,29 @@ var base = func() []byte {
 	return b
 }()
 
+// stampLen is the head of every chunk that differs from base: the key's
+// 16 bytes and the chunk's index.
+const stampLen = 24
+
+// Read copies base straight into p and stamps the chunk heads p covers, so
+// a request costs its load generator len(p) bytes of copying and nothing
+// allocated: a reader that built each 1 MiB chunk in a buffer of its own
+// cost a 4 KiB PUT more CPU on the client than the node spent serving it,
+// and the two share the machine's cores.
 func (r *Reader) Read(p []byte) (int, error) {
 	if r.off >= r.size {
 		return 0, io.EOF
 	}
-	if r.buf == nil {
-		r.buf = make([]byte, chunk)
-	}
 	n := 0
 	for n < len(p) && r.off < r.size {
 		idx, in := r.off/chunk, r.off%chunk
-		if idx != r.idx {
-			copy(r.buf, base)
-			copy(r.buf, r.key[:])
-			binary.BigEndian.PutUint64(r.buf[16:], uint64(idx))
-			r.idx = idx
+		c := copy(p[n:], base[in:min(int64(chunk), in+r.size-r.off)])
+		if in < stampLen {
+			var stamp [stampLen]byte
+			copy(stamp[:], r.key[:])
+			binary.BigEndian.PutUint64(stamp[16:], uint64(idx))
+			copy(p[n:n+c], stamp[in:])
 		}
-		c := copy(p[n:], r.buf[in:min(int64(chunk), in+r.size-r.off)])
 		n += c
 		r.off += int64(c)
 	}

@@ -10,6 +10,13 @@
 //     the job is dropped, logged and counted (fabrik_upload_failures_total).
 //     An upload that succeeds wakes the upstream's jobs still backing off,
 //     so a queue built up during an outage drains as soon as one gets through.
+//   - Probes: while jobs back off, the upstream is probed every ProbeInterval
+//     (5s) with a Stat of one of them. A probe that fails marks the upstream
+//     down; the first that reaches it after that (an answer, found or not)
+//     wakes its jobs, so the end of an outage is noticed within seconds even
+//     when no new upload comes to show it. An upstream that answers probes
+//     but refuses uploads (full, forbidden) is never woken this way: its
+//     jobs keep their backoff and their hour of attempts.
 //   - Overflow: at MaxQueue (10,000) pending jobs for an upstream, new jobs for it are
 //     dropped and counted (fabrik_upload_dropped_total). A dead upstream
 //     cannot grow the queue without bound.
@@ -61,6 +68,10 @@ const (
 	DefaultBaseBackoff = time.Second
 	// DefaultMaxBackoff caps the retry delay.
 	DefaultMaxBackoff = 5 * time.Minute
+	// DefaultProbeInterval is how often an upstream with jobs backing off
+	// is probed: one Stat, far cheaper than an upload, at most this long
+	// between an outage's end and the queue draining.
+	DefaultProbeInterval = 5 * time.Second
 )
 
 // Options configure the pool. Zero values take the defaults above.
@@ -72,8 +83,10 @@ type Options struct {
 	// BaseBackoff and MaxBackoff bound the retry delays (tests shorten them).
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
-	Metrics     *metrics.Set
-	Logger      *slog.Logger
+	// ProbeInterval spaces the probes of an upstream with jobs backing off.
+	ProbeInterval time.Duration
+	Metrics       *metrics.Set
+	Logger        *slog.Logger
 }
 
 type job struct {
@@ -97,6 +110,17 @@ type target struct {
 	// all: after an outage, the queue drains at once rather than each job
 	// at its own next backoff, up to MaxBackoff later.
 	waiting map[*job]*time.Timer
+	// probing: a probe is scheduled or in flight. sawDown: a probe failed
+	// since the jobs were last woken, so the next that succeeds means the
+	// upstream came back.
+	probing, sawDown bool
+}
+
+// probed is a probe's answer: err is the Stat's error (nil or a miss when
+// the upstream answered).
+type probed struct {
+	t   *target
+	err error
 }
 
 // Flush asks the pool to deliver what it holds before a graceful stop. It
@@ -144,6 +168,9 @@ func New(opts Options) func() actor.Actor {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = DefaultMaxBackoff
 	}
+	if opts.ProbeInterval <= 0 {
+		opts.ProbeInterval = DefaultProbeInterval
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -163,6 +190,8 @@ func (a *Actor) Receive(ctx actor.Context) {
 		delete(m.t.waiting, m.j)
 		m.t.pending = append(m.t.pending, m.j)
 		a.dispatch(ctx, m.t)
+	case *probed:
+		a.probed(ctx, m)
 	case *Flush:
 		if len(a.flushers) == 0 {
 			for _, t := range a.targets {
@@ -353,6 +382,7 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 			t.waiting = map[*job]*time.Timer{}
 		}
 		t.waiting[j] = time.AfterFunc(delay, func() { root.Send(self, &retry{t: t, j: j}) })
+		a.probe(ctx, t)
 	}
 	a.dispatch(ctx, t)
 	a.settle(ctx)
@@ -362,12 +392,59 @@ func (a *Actor) finish(ctx actor.Context, d *jobDone) {
 // now (their upstream just accepted an upload). A timer that already fired
 // has its retry message on the way, which queues that job instead.
 func (a *Actor) wake(t *target) {
+	t.sawDown = false
 	for j, timer := range t.waiting {
 		if timer.Stop() {
 			t.pending = append(t.pending, j)
 		}
 		delete(t.waiting, j)
 	}
+}
+
+// probe schedules the next probe of t, unless one is pending or no job
+// backs off. The Stat runs in its own goroutine and touches no actor state.
+func (a *Actor) probe(ctx actor.Context, t *target) {
+	if t.probing || len(t.waiting) == 0 {
+		return
+	}
+	var ref messages.Ref
+	for j := range t.waiting {
+		ref = j.Ref
+		break
+	}
+	t.probing = true
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	time.AfterFunc(a.opts.ProbeInterval, func() {
+		pctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := t.Tier.Stat(pctx, ref)
+		root.Send(self, &probed{t: t, err: err})
+	})
+}
+
+// probed wakes t's jobs when a probe reaches it after one that did not, and
+// keeps probing while jobs back off.
+func (a *Actor) probed(ctx actor.Context, m *probed) {
+	t := m.t
+	t.probing = false
+	if len(t.waiting) == 0 {
+		t.sawDown = false
+		return
+	}
+	switch up := m.err == nil || errors.Is(m.err, tier.ErrNotFound); {
+	case !up:
+		t.sawDown = true
+	case t.sawDown:
+		t.sawDown = false
+		a.opts.Logger.Info("upstream reachable again: retrying its queued uploads now", "upstream", t.name, "jobs", len(t.waiting))
+		a.wake(t)
+		a.dispatch(ctx, t)
+	}
+	a.probe(ctx, t)
 }
 
 // forget removes a finished job from Badger and from the depth gauge.

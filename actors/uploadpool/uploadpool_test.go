@@ -340,3 +340,55 @@ func TestSuccessWakesJobsBackingOff(t *testing.T) {
 		}
 	}
 }
+
+// The end of an outage is noticed by the probes, without new traffic: jobs
+// backing off for an hour are delivered within a few probe intervals of the
+// upstream answering again.
+func TestProbeWakesJobsAfterAnOutage(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	flaky := tiertest.New("flaky", nil)
+	var down atomic.Bool
+	down.Store(true)
+	unreachable := func(context.Context, messages.Ref) error {
+		if down.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}
+	flaky.OnPut, flaky.OnStat = unreachable, unreachable
+	p := startPool(t, st, uploadpool.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour, ProbeInterval: 20 * time.Millisecond}, flaky)
+	var refs []messages.Ref
+	for _, k := range []string{"a", "b"} {
+		ref, meta, _ := stored(t, st, k)
+		p.upload(t, ref, meta, "flaky")
+		refs = append(refs, ref)
+	}
+	eventually(t, "every job to fail once", func() bool { return p.counter("fabrik_upload_retries_total", "flaky") == 2 })
+	eventually(t, "a probe to fail", func() bool { return flaky.Count("stat") >= 1 })
+	down.Store(false)
+	eventually(t, "the backed-off jobs to be delivered", func() bool { return p.counter("fabrik_upload_completed_total", "flaky") == 2 })
+	for _, r := range refs {
+		if _, ok := flaky.Has(r); !ok {
+			t.Fatalf("%s not delivered", r)
+		}
+	}
+	if got := queued(t, st); len(got) != 0 {
+		t.Fatalf("queue not empty after delivery: %v", got)
+	}
+}
+
+// An upstream that answers probes but refuses uploads is not woken by
+// them: its jobs keep their backoff, and so their hour of attempts.
+func TestProbeDoesNotWakeAnUpstreamThatRefusesUploads(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	full := tiertest.New("full", nil)
+	full.OnPut = func(context.Context, messages.Ref) error { return errors.New("507 insufficient storage") }
+	p := startPool(t, st, uploadpool.Options{BaseBackoff: time.Hour, MaxBackoff: time.Hour, ProbeInterval: 10 * time.Millisecond}, full)
+	ref, meta, _ := stored(t, st, "a")
+	p.upload(t, ref, meta, "full")
+	eventually(t, "the job to fail once", func() bool { return p.counter("fabrik_upload_retries_total", "full") == 1 })
+	eventually(t, "several probes", func() bool { return full.Count("stat") >= 5 })
+	if n := full.Count("put"); n != 1 {
+		t.Fatalf("probes that reached the upstream retried the upload: %d puts, want 1", n)
+	}
+}

@@ -30,9 +30,10 @@ type Fake struct {
 	calls []string
 	log   *Log
 
-	// OnGet, OnPut and OnDelete run first in their operation. An error
-	// they return is the operation's.
+	// OnGet, OnStat, OnPut and OnDelete run first in their operation. An
+	// error they return is the operation's.
 	OnGet    func(ctx context.Context, ref messages.Ref) error
+	OnStat   func(ctx context.Context, ref messages.Ref) error
 	OnPut    func(ctx context.Context, ref messages.Ref) error
 	OnDelete func(ctx context.Context, ref messages.Ref) error
 	// Body, when set, wraps the body Get returns (one that fails or
@@ -150,6 +151,11 @@ func (f *Fake) Get(ctx context.Context, ref messages.Ref) (messages.Meta, io.Rea
 // Stat implements tier.Tier.
 func (f *Fake) Stat(ctx context.Context, ref messages.Ref) (messages.Meta, error) {
 	f.record("stat", ref)
+	if f.OnStat != nil {
+		if err := f.OnStat(ctx, ref); err != nil {
+			return messages.Meta{}, err
+		}
+	}
 	f.mu.Lock()
 	s, ok := f.data[ref]
 	f.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/tuist/fabrik-node/actors"
 	"github.com/tuist/fabrik-node/actors/adapter"
 	"github.com/tuist/fabrik-node/actors/listener"
+	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/adapters/bazel"
 	"github.com/tuist/fabrik-node/adapters/ccache"
 	"github.com/tuist/fabrik-node/adapters/gocache"
@@ -61,7 +62,7 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 			return ccache.New(n.cache, ccache.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log})
 		}},
 		{"buildkit", bt.Buildkit, func() httpfront.Routes {
-			a := oci.New(n.cache, oci.Options{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(oci.WriteAuthError)), Metrics: n.metrics, Logger: n.log})
+			a := oci.New(n.cache, oci.Options{HTTPOptions: adapters.HTTPOptions{MaxArtifactSize: maxSize, Guard: n.guard(authErrorWriter(oci.WriteAuthError)), Metrics: n.metrics, Logger: n.log}})
 			n.closers = append(n.closers, a.Close)
 			return a
 		}},
@@ -93,7 +94,7 @@ func (n *Node) startEdgeAdapters(grace time.Duration) error {
 	// The recipes API is not a build tool: [recipes] enabled turns it on
 	// (default), and it shares the HTTP listener of the build tools.
 	if n.cfg.Recipes.ServeAPI() && bt.HTTPBind != "" {
-		routes := recipes.New(n.cache, recipes.Options{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log,
+		routes := recipes.New(n.cache, recipes.Options{HTTPOptions: adapters.HTTPOptions{MaxArtifactSize: maxSize, Guard: n.guard(nil), Metrics: n.metrics, Logger: n.log},
 			LedgerPath: filepath.Join(n.cfg.Cache.Dir, backend.LedgerFile)})
 		if err := n.mountAdapter("recipes", routes, shared); err != nil {
 			return err

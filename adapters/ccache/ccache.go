@@ -25,7 +25,6 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // Namespace holds ccache's keys in the key index; bodies are CAS blobs.
@@ -41,20 +40,10 @@ const Prefix = "/ccache/"
 // bound leaves room for a client-chosen prefix.
 const maxKeyLen = 512
 
-// Options configure an Adapter.
-type Options struct {
-	// MaxArtifactSize refuses larger uploads with 413 before the body is
-	// read (0 = no limit).
-	MaxArtifactSize int64
-	// Guard authenticates each route (nil = open access). ccache sends the
-	// token as the Basic password (http://user:TOKEN@host/ccache) or as a
-	// Bearer token (|bearer-token=TOKEN).
-	Guard adapters.Guard
-	// Metrics receives request durations, hits, misses and bytes (may be nil).
-	Metrics *metrics.Set
-	// Logger receives storage failures (nil = slog.Default()).
-	Logger *slog.Logger
-}
+// Options configure an Adapter. ccache sends the token as the Basic
+// password (http://user:TOKEN@host/ccache) or as a Bearer token
+// (|bearer-token=TOKEN).
+type Options = adapters.HTTPOptions
 
 // Adapter serves ccache's HTTP storage protocol over an adapters.Cache.
 type Adapter struct {
@@ -65,11 +54,8 @@ type Adapter struct {
 
 // New returns an Adapter storing into cache.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Adapter{cache: cache, opts: opts, log: log.With("adapter", buildSystem)}
+	opts = opts.WithDefaults()
+	return &Adapter{cache: cache, opts: opts, log: opts.Logger.With("adapter", buildSystem)}
 }
 
 // Routes registers the ccache endpoints on mux.

@@ -16,7 +16,6 @@ package gocache
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // Namespace holds the go command's action IDs in the key index.
@@ -47,13 +45,7 @@ const (
 const attrTime = "time"
 
 // Options configure the adapter.
-type Options struct {
-	// MaxArtifactSize refuses larger uploads with 413 before the body is read.
-	MaxArtifactSize int64
-	Guard           adapters.Guard
-	Metrics         *metrics.Set
-	Logger          *slog.Logger
-}
+type Options = adapters.HTTPOptions
 
 // Adapter serves the go build cache endpoint over a Cache.
 type Adapter struct {
@@ -63,9 +55,7 @@ type Adapter struct {
 
 // New returns a gocache adapter.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts = opts.WithDefaults()
 	return &Adapter{cache: cache, opts: opts}
 }
 

@@ -9,14 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // Namespace holds Gradle's cache keys in the key index.
@@ -27,13 +25,7 @@ const Namespace = "gradle"
 const contentType = "application/vnd.gradle.build-cache-artifact.v2"
 
 // Options configure the adapter.
-type Options struct {
-	// MaxArtifactSize refuses larger uploads with 413 before the body is read.
-	MaxArtifactSize int64
-	Guard           adapters.Guard
-	Metrics         *metrics.Set
-	Logger          *slog.Logger
-}
+type Options = adapters.HTTPOptions
 
 // Adapter serves Gradle's protocol over a Cache.
 type Adapter struct {
@@ -43,9 +35,7 @@ type Adapter struct {
 
 // New returns a Gradle adapter.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts = opts.WithDefaults()
 	return &Adapter{cache: cache, opts: opts}
 }
 

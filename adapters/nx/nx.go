@@ -16,7 +16,6 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // Namespace holds every Nx artifact; Nx has no notion of teams or tenants.
@@ -29,19 +28,9 @@ const buildSystem = "nx"
 // at most); the bound only leaves room for future formats.
 const maxKeyLen = 128
 
-// Options configure an Adapter.
-type Options struct {
-	// Guard authenticates each route (nil = open access). The auth layer
-	// should answer with WriteAuthError so Nx shows the message to the user.
-	Guard adapters.Guard
-	// Metrics receives request durations, hits, misses and bytes (may be nil).
-	Metrics *metrics.Set
-	// Logger receives storage failures (nil = slog.Default()).
-	Logger *slog.Logger
-	// MaxArtifactSize refuses uploads whose Content-Length is larger, before
-	// their body is read (0 = no limit).
-	MaxArtifactSize int64
-}
+// Options configure an Adapter. The auth layer behind Guard should answer
+// with WriteAuthError so Nx shows the message to the user.
+type Options = adapters.HTTPOptions
 
 // Adapter serves the Nx API over an adapters.Cache. It holds no artifact
 // state of its own; uploading tracks hashes being received right now so two
@@ -60,11 +49,8 @@ type Adapter struct {
 
 // New returns an Adapter storing into cache.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Adapter{cache: cache, opts: opts, log: log.With("adapter", buildSystem)}
+	opts = opts.WithDefaults()
+	return &Adapter{cache: cache, opts: opts, log: opts.Logger.With("adapter", buildSystem)}
 }
 
 // Routes registers the Nx endpoints on mux. The paths sit under /v1/cache/,

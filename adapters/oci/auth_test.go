@@ -30,7 +30,7 @@ func startWithAuth(t *testing.T) (*env, *authtest.Keys) {
 		}))
 	}
 	cache := cachetest.New(t)
-	a := New(cache, Options{Guard: guard})
+	a := New(cache, Options{HTTPOptions: adapters.HTTPOptions{Guard: guard}})
 	mux := http.NewServeMux()
 	a.Routes(mux)
 	srv := httptest.NewServer(mux)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/internal/adaptertest"
 	"github.com/tuist/fabrik-node/messages"
 )
@@ -125,7 +126,7 @@ func TestMonolithicDigestMismatchStoresNothing(t *testing.T) {
 }
 
 func TestTooLarge(t *testing.T) {
-	e := start(t, Options{MaxArtifactSize: 10})
+	e := start(t, Options{HTTPOptions: adapters.HTTPOptions{MaxArtifactSize: 10}})
 	b := []byte("more than ten bytes")
 	e.do("POST", "/v2/app/blobs/uploads/?digest="+digest(b), b).want(t, 413, codeSizeInvalid)
 	loc := e.do("POST", "/v2/app/blobs/uploads/", nil).want(t, 202).Header.Get("Location")

@@ -84,7 +84,7 @@ func registry(t *testing.T, keys *authtest.Keys) (host string, log *requestLog) 
 			}))
 		}
 	}
-	a := New(cachetest.New(t), Options{Guard: guard})
+	a := New(cachetest.New(t), Options{HTTPOptions: adapters.HTTPOptions{Guard: guard}})
 	t.Cleanup(a.Close)
 	mux := http.NewServeMux()
 	a.Routes(mux)

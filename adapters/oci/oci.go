@@ -9,12 +9,10 @@
 package oci
 
 import (
-	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/tuist/fabrik-node/adapters"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // buildSystem labels OCI artifacts in stats and metrics.
@@ -22,13 +20,10 @@ const buildSystem = "buildkit"
 
 // Options configure the adapter.
 type Options struct {
-	// MaxArtifactSize refuses larger blobs (and manifests) with 413.
-	MaxArtifactSize int64
-	// Guard checks every request: pulls need read, pushes write, deletes
-	// admin.
-	Guard   adapters.Guard
-	Metrics *metrics.Set
-	Logger  *slog.Logger
+	// HTTPOptions: MaxArtifactSize refuses larger blobs (and manifests)
+	// with 413; Guard checks every request: pulls need read, pushes write,
+	// deletes admin.
+	adapters.HTTPOptions
 	// MaxUploads bounds the upload sessions open at once (default 1024):
 	// each holds a staging file open.
 	MaxUploads int
@@ -48,9 +43,7 @@ type Adapter struct {
 
 // New returns an OCI adapter.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.HTTPOptions = opts.HTTPOptions.WithDefaults()
 	if opts.MaxUploads <= 0 {
 		opts.MaxUploads = 1024
 	}

@@ -12,7 +12,7 @@ import (
 
 func serve(c adapters.Cache, max int64) http.Handler {
 	mux := http.NewServeMux()
-	New(c, Options{MaxArtifactSize: max}).Routes(mux)
+	New(c, Options{HTTPOptions: adapters.HTTPOptions{MaxArtifactSize: max}}).Routes(mux)
 	return mux
 }
 

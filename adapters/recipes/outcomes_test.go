@@ -18,7 +18,7 @@ func TestUploadOutcomes(t *testing.T) {
 		Cache: cachetest.New(t),
 		Serve: func(c adapters.Cache, max int64) http.Handler {
 			mux := http.NewServeMux()
-			New(c, Options{MaxArtifactSize: max, LedgerPath: t.TempDir() + "/ledger"}).Routes(mux)
+			New(c, Options{HTTPOptions: adapters.HTTPOptions{MaxArtifactSize: max}, LedgerPath: t.TempDir() + "/ledger"}).Routes(mux)
 			return mux
 		},
 		Path: func(i int) string { return fmt.Sprintf("/recipes/v1/runs/%064x.out", i+1) },

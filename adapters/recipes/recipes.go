@@ -9,23 +9,18 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 	"github.com/tuist/fabrik-node/recipe/backend"
 )
 
 // Options configure the adapter.
 type Options struct {
-	MaxArtifactSize int64
-	Guard           adapters.Guard
-	Metrics         *metrics.Set
-	Logger          *slog.Logger
+	adapters.HTTPOptions
 	// LedgerPath is the ledger file (in the cache directory).
 	LedgerPath string
 }
@@ -39,9 +34,7 @@ type Adapter struct {
 
 // New returns the adapter.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.HTTPOptions = opts.HTTPOptions.WithDefaults()
 	return &Adapter{cache: cache, opts: opts, ledger: backend.OpenLedger(opts.LedgerPath)}
 }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // Namespace holds artifacts of clients that name no team; a team's artifacts
@@ -36,20 +35,10 @@ const (
 // Vercel team ids about 30 characters.
 const maxKeyLen = 128
 
-// Options configure an Adapter.
-type Options struct {
-	// Guard authenticates each route (nil = open access). The auth layer
-	// should answer with WriteAuthError so turbo can parse the failure.
-	Guard adapters.Guard
-	// Metrics receives request durations, hits, misses, bytes and the
-	// client's own analytics events (may be nil).
-	Metrics *metrics.Set
-	// Logger receives storage failures (nil = slog.Default()).
-	Logger *slog.Logger
-	// MaxArtifactSize refuses uploads larger than this with 413, from the
-	// Content-Length before the body is read (0 = no limit).
-	MaxArtifactSize int64
-}
+// Options configure an Adapter. The auth layer behind Guard should answer
+// with WriteAuthError so turbo can parse the failure; Metrics also receives
+// the client's own analytics events.
+type Options = adapters.HTTPOptions
 
 // Adapter serves the Turborepo API over an adapters.Cache. It keeps no state
 // of its own beyond its options.
@@ -61,11 +50,8 @@ type Adapter struct {
 
 // New returns an Adapter storing into cache.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Adapter{cache: cache, opts: opts, log: log.With("adapter", buildSystem)}
+	opts = opts.WithDefaults()
+	return &Adapter{cache: cache, opts: opts, log: opts.Logger.With("adapter", buildSystem)}
 }
 
 // Routes registers the Turborepo endpoints on mux, all under /v8/artifacts,

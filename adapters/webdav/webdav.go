@@ -28,7 +28,6 @@ import (
 
 	"github.com/tuist/fabrik-node/adapters"
 	"github.com/tuist/fabrik-node/messages"
-	"github.com/tuist/fabrik-node/metrics"
 )
 
 // Namespace holds WebDAV files (key = path) and collections (key = path
@@ -45,21 +44,11 @@ const Prefix = "/webdav/"
 // allowed is the Allow header of a 405.
 const allowed = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, PROPFIND"
 
-// Options configure an Adapter.
-type Options struct {
-	// MaxArtifactSize refuses larger uploads with 413 before the body is
-	// read (0 = no limit).
-	MaxArtifactSize int64
-	// Guard authenticates each request (nil = open access): GET, HEAD and
-	// PROPFIND read, PUT, DELETE and MKCOL write. OpenDAL sends the token as
-	// the Basic password (SCCACHE_WEBDAV_PASSWORD) or as a Bearer token
-	// (SCCACHE_WEBDAV_TOKEN).
-	Guard adapters.Guard
-	// Metrics receives request durations, hits, misses and bytes (may be nil).
-	Metrics *metrics.Set
-	// Logger receives storage failures (nil = slog.Default()).
-	Logger *slog.Logger
-}
+// Options configure an Adapter. Guard sees GET, HEAD and PROPFIND as
+// reads, PUT, DELETE and MKCOL as writes; OpenDAL sends the token as the
+// Basic password (SCCACHE_WEBDAV_PASSWORD) or as a Bearer token
+// (SCCACHE_WEBDAV_TOKEN).
+type Options = adapters.HTTPOptions
 
 // Adapter serves WebDAV over an adapters.Cache.
 type Adapter struct {
@@ -75,11 +64,8 @@ type Adapter struct {
 
 // New returns an Adapter storing into cache.
 func New(cache adapters.Cache, opts Options) *Adapter {
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Adapter{cache: cache, opts: opts, log: log.With("adapter", "webdav"), started: time.Now()}
+	opts = opts.WithDefaults()
+	return &Adapter{cache: cache, opts: opts, log: opts.Logger.With("adapter", "webdav"), started: time.Now()}
 }
 
 // Routes registers /webdav and everything under /webdav/ on mux, for every

@@ -54,18 +54,18 @@ func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer out.Body.Close()
-	w.Header().Set("Content-Length", strconv.FormatInt(aws.ToInt64(out.ContentLength), 10))
-	w.WriteHeader(http.StatusOK)
 	var body io.Reader = out.Body
 	if mode == "store" {
 		k, err := r.keep()
 		if err != nil {
-			log.Printf("keep %s: %v", key, err)
+			http.Error(w, fmt.Sprintf("keep %s: %v", key, err), http.StatusInternalServerError)
 			return
 		}
 		defer k.close()
 		body = io.TeeReader(out.Body, k)
 	}
+	w.Header().Set("Content-Length", strconv.FormatInt(aws.ToInt64(out.ContentLength), 10))
+	w.WriteHeader(http.StatusOK)
 	buf := make([]byte, 256<<10)
 	if _, err := io.CopyBuffer(w, body, buf); err != nil {
 		log.Printf("relay %s: %v", key, err)
@@ -95,8 +95,12 @@ func (r *relay) keep() (*keeper, error) {
 	}
 	go func() {
 		defer close(k.done)
+		var failed error
 		for p := range k.q {
-			k.f.Write(p)
+			if _, err := k.f.Write(p); err != nil && failed == nil {
+				failed = err
+				log.Printf("write %s: %v", k.f.Name(), err)
+			}
 			k.h.Write(p)
 			k.free <- p[:0]
 		}

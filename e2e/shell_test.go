@@ -54,7 +54,12 @@ func newShellWorld(t *testing.T) *shellWorld {
 		gradleHome: filepath.Join(root, "gradle-home"),
 		sock:       filepath.Join(root, "tmux.sock"),
 	}
-	for _, d := range []string{w.home, w.state, w.cache, w.config, w.gradleHome} {
+	// fish's first interactive start generates completions from man pages
+	// in a background process unless this directory exists; that process
+	// outlived the shells and wrote into the temp dir while the test
+	// removed it ("directory not empty").
+	fishCompletions := filepath.Join(w.home, ".local", "share", "fish", "generated_completions")
+	for _, d := range []string{w.home, w.state, w.cache, w.config, w.gradleHome, fishCompletions} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}

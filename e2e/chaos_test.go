@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -344,5 +345,52 @@ func appendFile(t *testing.T, path, s string) {
 	defer f.Close()
 	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueueDrainsWhenS3ReturnsWithoutTraffic: a regional whose S3 uploads
+// have backed off to 32 s delivers them within seconds of MinIO coming
+// back, with no new request to show it the outage ended: its upload pool
+// probes the upstream while jobs wait (uploadpool.DefaultProbeInterval).
+// Without the probes the first retry would come up to 32 s later. About
+// 45 s: the outage must last long enough for the backoff to grow.
+func TestQueueDrainsWhenS3ReturnsWithoutTraffic(t *testing.T) {
+	chain := startChaosChain(t)
+	regional := chain.regional
+	edge := chain.newEdge(t, regional)
+	chain.s3.Stop()
+	const n = 3
+	for i := range n {
+		key := fmt.Sprintf("%032x", 0xfab00+i)
+		req, _ := http.NewRequest(http.MethodPut, edge.HTTPURL()+"/cache/"+key, strings.NewReader(fmt.Sprintf("artifact %d written during an S3 outage", i)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT %s: %s", key, resp.Status)
+		}
+	}
+	retries := func() float64 { return scrape(t, regional, "")[`fabrik_upload_retries_total{upstream="upstream-0"}`] }
+	// Six failed attempts each: the next is 32 s away (1+2+4+8+16 s of
+	// backoff behind them).
+	if !waitFor(90*time.Second, func() bool { return retries() >= 6*n }) {
+		t.Fatalf("the regional retried %v times, want every one of %d jobs to fail 6 times; uploads %+v\nregional log:\n%s", retries(), n, uploadsOf(t, regional), regional.Logs())
+	}
+	if u := uploadsOf(t, regional); u.pending != n {
+		t.Fatalf("uploads before MinIO returns: %+v, want %d pending", u, n)
+	}
+	chain.s3.Restart(t)
+	back := time.Now()
+	if u, ok := drained(t, regional, 15*time.Second); !ok {
+		t.Fatalf("15 s after MinIO came back the regional's queue is %+v, want drained by a probe (the backoff alone waits 32 s)\nregional log:\n%s", u, regional.Logs())
+	}
+	t.Logf("queue drained %v after MinIO came back", time.Since(back).Round(100*time.Millisecond))
+	if !strings.Contains(regional.Logs(), "upstream reachable again") {
+		t.Fatalf("no probe woke the queue\nregional log:\n%s", regional.Logs())
+	}
+	if got := chain.inS3("cas/"); got < n {
+		t.Fatalf("S3 holds %d blobs, want %d", got, n)
 	}
 }

@@ -504,14 +504,12 @@ rate_bound() {
   local r l
   r=$(rate "$1" "$2" "$4" "$5" "$6" "$7")
   l=$(rate "$3" "$2" "$4" "$5" "$6" "$7")
-  if [ "${r##*|}" = 0 ] && [ "${l##*|}" = 0 ] && [ "${l%%x*}" != - ]; then
-    local a=${MED[$1 $4]} c=${MED[$3 $4]}
-    if awk -v x="$(field "$a" "$6")" -v y="$(field "$c" "$6")" 'BEGIN { exit !(x >= 0.9 * y) }'; then
-      r="${r%|*}|2"
-    fi
+  if [ "${r%|*}" = - ] || [ "${l%|*}" = - ]; then echo "$r"; return; fi
+  if [ "${r##*|}" = 0 ] && [ "${l##*|}" = 0 ] &&
+    awk -v x="$(field "${MED[$1 $4]}" "$6")" -v y="$(field "${MED[$3 $4]}" "$6")" 'BEGIN { exit !(x >= 0.9 * y) }'; then
+    r="${r%|*}|2"
   fi
-  [ "${l%%x*}" != - ] && r="${r%|*}; $3 ${l%% *}|${r##*|}"
-  echo "$r"
+  echo "${r%|*}; $3 ${l%% *}|${r##*|}"
 }
 # miss_per_layer: what each of the two layers adds to a 4 KiB miss through
 # edge -> regional -> S3 over a direct S3 GET (p50s from misspath, halved).

@@ -110,10 +110,11 @@ type target struct {
 	// all: after an outage, the queue drains at once rather than each job
 	// at its own next backoff, up to MaxBackoff later.
 	waiting map[*job]*time.Timer
-	// probing: a probe is scheduled or in flight. sawDown: a probe failed
-	// since the jobs were last woken, so the next that succeeds means the
-	// upstream came back.
-	probing, sawDown bool
+	// probe is the timer of the probe scheduled or in flight (nil: none).
+	// sawDown: a probe failed since the jobs were last woken, so the next
+	// that succeeds means the upstream came back.
+	probe   *time.Timer
+	sawDown bool
 }
 
 // probed is a probe's answer: err is the Stat's error (nil or a miss when
@@ -192,6 +193,13 @@ func (a *Actor) Receive(ctx actor.Context) {
 		a.dispatch(ctx, m.t)
 	case *probed:
 		a.probed(ctx, m)
+	case *actor.Stopping:
+		// A probe due after the stop would Stat an upstream nobody waits on.
+		for _, t := range a.targets {
+			if t.probe != nil {
+				t.probe.Stop()
+			}
+		}
 	case *Flush:
 		if len(a.flushers) == 0 {
 			for _, t := range a.targets {
@@ -404,7 +412,7 @@ func (a *Actor) wake(t *target) {
 // probe schedules the next probe of t, unless one is pending or no job
 // backs off. The Stat runs in its own goroutine and touches no actor state.
 func (a *Actor) probe(ctx actor.Context, t *target) {
-	if t.probing || len(t.waiting) == 0 {
+	if t.probe != nil || len(t.waiting) == 0 {
 		return
 	}
 	var ref messages.Ref
@@ -412,13 +420,12 @@ func (a *Actor) probe(ctx actor.Context, t *target) {
 		ref = j.Ref
 		break
 	}
-	t.probing = true
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	timeout := t.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	time.AfterFunc(a.opts.ProbeInterval, func() {
+	t.probe = time.AfterFunc(a.opts.ProbeInterval, func() {
 		pctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		_, err := t.Tier.Stat(pctx, ref)
@@ -430,7 +437,7 @@ func (a *Actor) probe(ctx actor.Context, t *target) {
 // keeps probing while jobs back off.
 func (a *Actor) probed(ctx actor.Context, m *probed) {
 	t := m.t
-	t.probing = false
+	t.probe = nil
 	if len(t.waiting) == 0 {
 		t.sawDown = false
 		return

@@ -95,10 +95,10 @@ func (r *relay) keep() (*keeper, error) {
 	}
 	go func() {
 		defer close(k.done)
-		var failed error
+		logged := false
 		for p := range k.q {
-			if _, err := k.f.Write(p); err != nil && failed == nil {
-				failed = err
+			if _, err := k.f.Write(p); err != nil && !logged {
+				logged = true
 				log.Printf("write %s: %v", k.f.Name(), err)
 			}
 			k.h.Write(p)
@@ -125,7 +125,7 @@ func (k *keeper) Write(p []byte) (int, error) {
 func (k *keeper) close() {
 	close(k.q)
 	<-k.done
-	k.h.Sum(nil)
+	k.h.Sum(nil) // the digest a node would verify; the work is what counts here
 	k.f.Close()
 }
 

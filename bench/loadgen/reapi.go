@@ -138,7 +138,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	return nil
 }
 
-// countMissing counts the missing_blob_digests (field 1) of an encoded
+// countMissing counts the missing_blob_digests (field 2) of an encoded
 // FindMissingBlobsResponse.
 func countMissing(b []byte) (int, error) {
 	n := 0

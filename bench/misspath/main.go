@@ -116,9 +116,6 @@ func fail(err error) {
 // misses wrote their keys back.
 var allPaths = []string{"s3-raw", "s3-tier", "regional", "edge", "relay-proxy", "relay-store", "regional-hit", "edge-hit"}
 
-// missPaths are the paths that read fresh keys.
-var missPaths = []string{"s3-raw", "s3-tier", "regional", "edge", "relay-proxy", "relay-store"}
-
 // paths are the readers under comparison, built once so connections are
 // reused as they would be in a long-running node.
 type paths struct {
@@ -182,8 +179,8 @@ func (p *paths) size(ctx context.Context, si int, size int64) error {
 	// wrote back.
 	sets := map[string][]artifact{}
 	next := 0
-	for _, name := range missPaths {
-		if !p.o.paths[name] && !p.o.paths[name+"-hit"] {
+	for _, name := range allPaths {
+		if strings.HasSuffix(name, "-hit") || (!p.o.paths[name] && !p.o.paths[name+"-hit"]) {
 			continue
 		}
 		set := make([]artifact, n)
